@@ -1,0 +1,112 @@
+"""The embedded simulator: a vSphere endpoint that implements the whole lease spec.
+
+It is the suite's default target and the reference the suite is proven
+against, so it implements ``HttpNfcLease`` in its own code (``leases.py``)
+and never reads the conformance table. Start it in-process::
+
+    with Simulator(SimConfig(lease_timeout=2)) as sim:
+        si = SmartConnect(host="127.0.0.1", port=sim.port, user="u", pwd="p",
+                          sslContext=ssl.create_default_context(cafile=sim.cafile))
+
+or as a process: ``nfclease sim --port 0`` prints the SDK URL first.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nfclease.sim.soap import version_for
+from nfclease.sim.tls import generate_self_signed, server_context, thumbprint
+
+__all__ = ["SimConfig", "Simulator"]
+
+
+@dataclass
+class SimConfig:
+    """Knobs of the simulator (see ``nfclease sim --help``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    lease_timeout: float = 300.0
+    init_seconds: float = 0.2
+    api_version: str = "9.0"
+    product_version: str = "9.0.0"
+    username: str | None = None
+    password: str | None = None
+    star_hosts: bool = False
+    certfile: str | None = None
+    keyfile: str | None = None
+    storage: str | None = None
+    disk_capacity: int = 4 << 20
+    delay: float = 0.0
+    tls: bool = True
+    faults: dict[str, Any] = field(default_factory=dict)
+
+
+class Simulator:
+    """A running simulator: ``url``, ``port``, ``cafile``, ``thumbprint``."""
+
+    def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
+        self.config = config or SimConfig()
+        for key, value in overrides.items():
+            setattr(self.config, key, value)
+        self._tmp: str | None = None
+        self._thread: threading.Thread | None = None
+        self.server: Any = None
+        self.url = ""
+        self.port = 0
+        self.cafile = ""
+        self.thumbprint = ""
+
+    def start(self) -> "Simulator":
+        from nfclease.sim.server import SimHTTPServer
+        from nfclease.sim.service import Service
+
+        cfg = self.config
+        version = version_for(cfg.api_version)
+        self._tmp = tempfile.mkdtemp(prefix="nfclease-sim-")
+        base = Path(cfg.storage) if cfg.storage else Path(self._tmp)
+        if cfg.certfile:
+            cert, key = Path(cfg.certfile), Path(cfg.keyfile or cfg.certfile)
+        else:
+            cert, key = generate_self_signed(Path(self._tmp))
+        self.cafile = str(cert)
+        self.thumbprint = thumbprint(cert.read_bytes())
+        service = Service(cfg, base / "storage", version)
+        context = server_context(cert, key) if cfg.tls else None
+        self.server = SimHTTPServer((cfg.host, cfg.port), service, context, version)
+        self.port = self.server.server_address[1]
+        host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+        scheme = "https" if cfg.tls else "http"
+        self.url = f"{scheme}://{host}:{self.port}/sdk"
+        service.leases.url_host = f"*:{self.port}" if cfg.star_hosts else f"{host}:{self.port}"
+        service.leases.thumbprint = self.thumbprint
+        self.service = service
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="nfclease-sim", daemon=True)
+        self._thread.start()
+        logging.getLogger("nfclease.sim").info("simulator serving %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.close_connections()
+            self.server.server_close()
+            self.service.leases.stop()
+            self.server = None
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

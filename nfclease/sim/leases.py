@@ -1,0 +1,387 @@
+"""HttpNfcLease as the simulator implements it, straight from the spec text.
+
+Theory of operation. A lease is born ``initializing`` together with its task.
+Initialisation lasts ``init_seconds``; ``initializeProgress`` is derived from
+the elapsed time (0 at birth, strictly capped below 100 until the end, then
+100), so it rises and never falls. At the end the lease is ``ready``: ``info``
+appears (device URLs with unguessable tickets) and the timeout clock starts.
+
+All time-driven transitions are *scheduled*, not polled: each lease knows the
+monotonic instant of its next transition (``ready_at``, ``expires_at``). They
+take effect both lazily -- every access first calls :meth:`Lease.advance` --
+and eagerly, by the :class:`Clock` thread, so a watcher sees the change even
+when nobody calls the lease. Because the instant is computed, not observed,
+expiry happens exactly ``leaseTimeout`` after the last renewal whatever the
+machine load.
+
+Leaving ``initializing``/``ready`` (Complete -> done; Abort, timeout or a
+failed initialisation -> error) releases the lock on the covered virtual
+machines, settles the task, and for an import in error removes every object
+the import created.
+
+Faults are the ones the reference page names, where it names them:
+Complete/Abort raise InvalidState once released and Timedout when the lease
+timed out; Progress raises Timedout after expiry; GetManifest raises
+InvalidState when not ready and Timedout after expiry; SetManifestChecksumType
+and PullFromUrls raise InvalidState. Where the page is silent (Progress after
+Complete), the simulator answers InvalidState, the fault the page uses for
+"already completed or aborted".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import secrets
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from pyVmomi import vim, vmodl
+
+from nfclease.sim.soap import SoapError
+from nfclease.sim.world import MObject, Task, VirtualMachine, World
+
+CHECKSUM_ALGORITHMS = ("sha1", "sha256")
+
+
+def invalid_state(message: str) -> SoapError:
+    return SoapError(vim.fault.InvalidState(), message)
+
+
+def timed_out(message: str = "The lease has timed out") -> SoapError:
+    return SoapError(vim.fault.Timedout(), message)
+
+
+@dataclass
+class Device:
+    """One device URL of a lease: a disk or a non-disk file."""
+
+    key: str
+    import_key: str
+    name: str               # last path segment of the URL, e.g. disk-0.vmdk
+    disk: bool
+    path: Path              # where uploads land / what downloads serve
+    capacity_kb: int = 0
+    file_size: int | None = None
+    target_id: str | None = None
+    bytes_transferred: int = 0
+    sha1: str | None = None
+    complete: bool = False
+    hashes: dict[str, str] = field(default_factory=dict)
+    wanted: dict[str, str] = field(default_factory=dict)  # algorithm requested, by SetManifestChecksumType
+    busy: bool = False
+
+    def checksum(self, algorithm: str) -> str | None:
+        """The digest of what was transferred; computed from the stored file if asked late."""
+        if not self.complete:
+            return None
+        if algorithm not in self.hashes and self.path.exists():
+            digest = hashlib.new(algorithm)
+            with self.path.open("rb") as stored:
+                while chunk := stored.read(1 << 20):
+                    digest.update(chunk)
+            self.hashes[algorithm] = digest.hexdigest()
+        return self.hashes.get(algorithm)
+
+
+class Lease(MObject):
+    """The HttpNfcLease managed object."""
+
+    type_name = "HttpNfcLease"
+
+    def __init__(self, world: World, manager: "LeaseManager", session_key: str, kind: str,
+                 entity: MObject, covered: list[VirtualMachine], task: Task,
+                 devices: Callable[["Lease"], list[Device]], created: list[MObject],
+                 on_done: Callable[["Lease"], None] | None = None) -> None:
+        moid = f"session[{session_key}]{uuid.uuid4()}"
+        super().__init__(world, moid)
+        self.manager = manager
+        self.session_key = session_key
+        self.kind = kind
+        self.entity = entity
+        self.covered = covered
+        self.task = task
+        self.created = created
+        self._make_devices = devices
+        self._on_done = on_done
+        self.ticket = secrets.token_urlsafe(24)
+        self.state = "initializing"
+        self.error: vmodl.MethodFault | None = None
+        self.expired = False
+        self.transfer_progress = 0
+        self.mode = "pushOrGet"
+        self.devices: list[Device] = []
+        self.born = time.monotonic()
+        self.ready_at = self.born + manager.config.init_seconds
+        self.expires_at: float | None = None
+        self.timeout = manager.config.lease_timeout
+        self.released_at: float | None = None
+        self.info: vim.HttpNfcLease.Info | None = None
+        self._timer_at: float | None = None
+        for vm in covered:
+            manager.locks[vm.moid] = self
+        self._arm(self.ready_at)
+
+    # -- time ------------------------------------------------------------------
+    def advance(self) -> None:
+        """Apply every transition whose instant has passed (caller may hold the lock)."""
+        with self.world.lock:
+            now = time.monotonic()
+            if self.state == "initializing" and now >= self.ready_at:
+                self._become_ready()
+            if self.state == "ready" and self.expires_at is not None and now >= self.expires_at:
+                self.expired = True
+                self._release("error", vim.fault.Timedout(
+                    msg=f"The lease timed out: no HttpNfcLeaseProgress within {self.timeout} s"))
+
+    def _become_ready(self) -> None:
+        try:
+            self.devices = self._make_devices(self)
+        except SoapError as exc:  # initialisation failed: error straight from initializing
+            self._release("error", exc.fault)
+            return
+        self.state = "ready"
+        self.renew(at=self.ready_at)
+        self.info = self._build_info()
+        self.task.set_progress(0)
+        self.world.touch()
+
+    def renew(self, at: float | None = None) -> None:
+        at = time.monotonic() if at is None else at
+        self.expires_at = at + self.timeout
+        self._arm(self.expires_at)
+
+    def _arm(self, when: float) -> None:
+        """Keep one clock entry per lease: renewals only move the deadline later."""
+        if self._timer_at is None or when < self._timer_at:
+            self._timer_at = when
+            self.manager.clock.schedule(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        with self.world.lock:
+            self._timer_at = None
+            self.advance()
+            if self.state == "ready" and self.expires_at is not None:
+                self._arm(self.expires_at)
+
+    @property
+    def initialize_progress(self) -> int:
+        if self.state != "initializing":
+            return 100
+        span = max(self.ready_at - self.born, 1e-9)
+        return min(99, int(100 * (time.monotonic() - self.born) / span))
+
+    # -- state changes ------------------------------------------------------------
+    def _release(self, state: str, fault: vmodl.MethodFault | None) -> None:
+        self.state = state
+        self.released_at = time.monotonic()
+        self.error = fault
+        for vm in self.covered:
+            if self.manager.locks.get(vm.moid) is self:
+                del self.manager.locks[vm.moid]
+        if state == "done":
+            self.task.succeed(self.entity.ref if self.kind == "import" else None)
+        else:
+            self.task.fail(fault)
+            if self.kind == "import":
+                self.manager.remove_created(self)
+        if self._on_done:
+            self._on_done(self)
+        self.world.touch()
+
+    def check_live(self, call: str, expired_fault: bool = True) -> None:
+        """Raise the spec's fault for a call on a lease that is not live."""
+        self.advance()
+        if self.state in ("initializing", "ready"):
+            return
+        if self.expired and expired_fault:
+            raise timed_out(f"{call}: the lease timed out before this call")
+        if self.state == "done":
+            raise invalid_state(f"{call}: the lease has already been completed")
+        raise invalid_state(f"{call}: the lease has already been aborted")
+
+    def progress(self, percent: int) -> None:
+        self.check_live("HttpNfcLeaseProgress")
+        if not 0 <= percent <= 100:
+            raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="percent"),
+                            f"percent {percent} is outside 0-100")
+        if self.state == "ready":
+            self.renew()
+        self.transfer_progress = percent
+        self.task.set_progress(percent)
+
+    def complete(self) -> None:
+        self.check_live("HttpNfcLeaseComplete")
+        if self.state == "initializing":
+            raise invalid_state("HttpNfcLeaseComplete: the lease is still initializing")
+        busy = [d.name for d in self.devices if d.busy]
+        if busy:
+            raise invalid_state(f"HttpNfcLeaseComplete: transfers still running: {', '.join(busy)}")
+        if self.kind == "import":
+            self.manager.adopt_disks(self)
+        self._release("done", None)
+
+    def abort(self, fault: vmodl.MethodFault | None) -> None:
+        self.check_live("HttpNfcLeaseAbort")
+        if fault is None:
+            fault = vim.fault.RequestCanceled(msg="The lease was aborted by the client")
+        self._release("error", fault)
+
+    def manifest(self) -> list[vim.HttpNfcLease.ManifestEntry]:
+        self.check_live("HttpNfcLeaseGetManifest")
+        if self.state != "ready":
+            raise invalid_state("HttpNfcLeaseGetManifest: the lease is not ready")
+        entries = []
+        for device in self.devices:
+            entry = vim.HttpNfcLease.ManifestEntry(
+                key=device.key, sha1=device.sha1 or "", size=device.bytes_transferred,
+                disk=device.disk, capacity=device.capacity_kb * 1024 if device.disk else None,
+                populatedSize=device.bytes_transferred if device.disk else None)
+            algorithm = device.wanted.get("type")
+            if algorithm:
+                entry.checksumType = algorithm
+                entry.checksum = device.checksum(algorithm) or ""
+            entries.append(entry)
+        return entries
+
+    def set_checksum_types(self, pairs: list[vim.KeyValue]) -> None:
+        self.check_live("HttpNfcLeaseSetManifestChecksumType", expired_fault=False)
+        if self.state != "ready":
+            raise invalid_state("HttpNfcLeaseSetManifestChecksumType: the lease is not ready")
+        by_key = {d.key: d for d in self.devices}
+        for pair in pairs:
+            if pair.key not in by_key:
+                raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="deviceUrlsToChecksumTypes"),
+                                f"no device URL has key {pair.key!r}")
+            if pair.value not in CHECKSUM_ALGORITHMS:
+                raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="deviceUrlsToChecksumTypes"),
+                                f"checksum type {pair.value!r} is not one of {', '.join(CHECKSUM_ALGORITHMS)}")
+        for pair in pairs:
+            by_key[pair.key].wanted["type"] = pair.value
+
+    # -- the managed object -------------------------------------------------------
+    def properties(self):
+        def read(fn):
+            def getter():
+                self.advance()
+                return fn()
+            return getter
+        return {
+            "state": read(lambda: self.state),
+            "initializeProgress": read(lambda: self.initialize_progress),
+            "info": read(lambda: self.info if self.state == "ready" else None),
+            "error": read(lambda: self.error if self.state == "error" else None),
+            "transferProgress": read(lambda: self.transfer_progress),
+            "mode": read(lambda: self.mode),
+            "capabilities": read(lambda: vim.HttpNfcLease.Capabilities(
+                pullModeSupported=self.kind == "import", corsSupported=False)),
+        }
+
+    def device_url(self, device: Device) -> str:
+        return f"https://{self.manager.url_host}/nfc/{self.ticket}/{device.name}"
+
+    def _build_info(self) -> vim.HttpNfcLease.Info:
+        urls = [vim.HttpNfcLease.DeviceUrl(
+            key=d.key, importKey=d.import_key, url=self.device_url(d),
+            sslThumbprint=self.manager.thumbprint, disk=d.disk, targetId=d.target_id,
+            datastoreKey=self.manager.datastore_key, fileSize=None if d.disk else d.file_size)
+            for d in self.devices]
+        host = vim.HttpNfcLease.HostInfo(url=f"https://{self.manager.url_host}", sslThumbprint=self.manager.thumbprint)
+        return vim.HttpNfcLease.Info(
+            lease=self.ref, entity=self.entity.ref, deviceUrl=urls,
+            totalDiskCapacityInKB=sum(d.capacity_kb for d in self.devices if d.disk),
+            leaseTimeout=int(self.timeout) if self.timeout >= 1 else 1,
+            hostMap=[vim.HttpNfcLease.DatastoreLeaseInfo(datastoreKey=self.manager.datastore_key, hosts=[host])])
+
+
+class Clock:
+    """One thread that fires scheduled lease transitions at their instants."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="nfclease-sim-clock", daemon=True)
+        self._thread.start()
+
+    def schedule(self, when: float, action: Callable[[], None]) -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (when, self._seq, action))
+            if self._heap[0][1] == self._seq:
+                self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    delay = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(delay)
+                if self._stopped:
+                    return
+                _, _, action = heapq.heappop(self._heap)
+            try:
+                action()
+            except Exception:  # a transition must never kill the clock
+                import logging
+                logging.getLogger(__name__).exception("scheduled lease transition failed")
+
+
+class LeaseManager:
+    """Creates leases and holds what they share: locks, the clock, URL details."""
+
+    def __init__(self, world: World, config: Any, storage: Path) -> None:
+        self.world = world
+        self.config = config
+        self.storage = storage
+        self.clock = Clock()
+        self.locks: dict[str, Lease] = {}
+        self.by_ticket: dict[str, Lease] = {}
+        self.url_host = "127.0.0.1"
+        self.thumbprint = ""
+        self.datastore_key = "datastore-1"
+        self.remove_created: Callable[[Lease], None] = lambda lease: None
+        self.adopt_disks: Callable[[Lease], None] = lambda lease: None
+
+    def lock_holder(self, vm: MObject) -> Lease | None:
+        lease = self.locks.get(vm.moid)
+        if lease is not None:
+            lease.advance()
+            lease = self.locks.get(vm.moid)
+        return lease
+
+    def check_unlocked(self, vm: MObject, operation: str) -> None:
+        """Refuse an operation on a VM covered by a held lease (TaskInProgress)."""
+        lease = self.lock_holder(vm)
+        if lease is not None:
+            raise SoapError(vim.fault.TaskInProgress(task=lease.task.ref),
+                            f"{operation} of {vm.name} refused: the virtual machine is covered by "
+                            f"HttpNfcLease {lease.moid} ({lease.state})")
+
+    def new_lease(self, **kwargs: Any) -> Lease:
+        lease = Lease(self.world, self, **kwargs)
+        self.by_ticket[lease.ticket] = lease
+        return lease
+
+    def lease_for(self, ticket: str) -> Lease | None:
+        return self.by_ticket.get(ticket)
+
+    def forget(self, lease: Lease) -> None:
+        self.by_ticket.pop(lease.ticket, None)
+        self.world.unregister(lease)
+        shutil.rmtree(self.storage / lease.ticket, ignore_errors=True)
+
+    def stop(self) -> None:
+        self.clock.stop()

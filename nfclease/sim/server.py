@@ -1,0 +1,363 @@
+"""HTTPS front of the simulator: vim25 SOAP on ``/sdk``, NFC transfers on ``/nfc/``.
+
+One HTTP/1.1 server serves both, as vCenter does on 443: keep-alive,
+``Expect: 100-continue`` (answered only after the request is checked, so a
+refused upload never sends its body), exact status codes with a message in
+the body, and ``Content-Length`` enforced on uploads. TLS is negotiated in
+the connection's own thread so a slow handshake never blocks ``accept``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+import time
+import traceback
+from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from pyVmomi import VmomiSupport, vmodl
+
+from nfclease.sim.leases import Device, Lease
+from nfclease.sim.service import NfcError, Service
+from nfclease.sim.soap import SoapError, decode_request, encode_fault, encode_response, prior_versions
+
+log = logging.getLogger("nfclease.sim")
+
+MAX_SOAP_BODY = 8 << 20
+STREAM_VMDK = "application/x-vnd.vmware-streamVmdk"
+COOKIE = "vmware_soap_session"
+
+
+class SimHTTPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """Threaded TCP server that wraps each accepted socket in TLS in its own thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], service: Service, context: ssl.SSLContext | None,
+                 version: str) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.service = service
+        self.tls = context
+        self.version = version
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(address, NfcRequestHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        try:
+            if self.tls is not None:
+                request.settimeout(30)
+                try:
+                    request = self.tls.wrap_socket(request, server_side=True)
+                except (ssl.SSLError, OSError) as exc:
+                    log.debug("TLS handshake with %s failed: %s", client_address, exc)
+                    return
+                request.settimeout(None)
+            self.RequestHandlerClass(request, client_address, self)
+        finally:
+            with self.connections_lock:
+                self.connections.discard(request)
+
+    def close_connections(self) -> None:
+        with self.connections_lock:
+            for conn in list(self.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class NfcRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "nfclease-sim/0.1"
+    rbufsize = 1 << 16
+    server: SimHTTPServer
+
+    # quiet: the simulator reports through its own logger
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - %s", self.address_string(), format % args)
+
+    # ------------------------------------------------------------------ plumbing
+    def _send(self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self._send(status, (message + "\n").encode(), headers=headers)
+
+    def handle_expect_100(self) -> bool:
+        """Check an upload before inviting its body; refuse early with the real status."""
+        if self.path.startswith("/nfc/"):
+            try:
+                self._nfc_target(self.command)
+                self._content_length(required=True)
+            except NfcError as exc:
+                self.close_connection = True
+                self._error(exc.status, str(exc))
+                return False
+        return super().handle_expect_100()
+
+    def _content_length(self, required: bool) -> int | None:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            raise NfcError(411, "chunked transfer encoding is not accepted; send Content-Length")
+        raw = self.headers.get("Content-Length")
+        if raw is None:
+            if required:
+                raise NfcError(411, "Content-Length is required")
+            return None
+        try:
+            length = int(raw)
+        except ValueError:
+            raise NfcError(400, f"Content-Length {raw!r} is not a number") from None
+        if length < 0:
+            raise NfcError(400, f"Content-Length {length} is negative")
+        return length
+
+    # ------------------------------------------------------------------ routing
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in ("/sdk/vimServiceVersions.xml", "/sdk/vimServiceVersions.xml/"):
+            self._send(200, self._service_versions(), "text/xml; charset=utf-8")
+        elif path.startswith("/nfc/"):
+            self._nfc_download()
+        elif path in ("/", "/sdk", "/sdk/"):
+            self._error(200 if path == "/" else 405,
+                        "nfclease simulator: SOAP is POST /sdk; transfers are under /nfc/",
+                        headers={"Allow": "POST"} if path != "/" else None)
+        else:
+            self._error(404, f"no such resource: {path}")
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in ("/sdk", "/sdk/"):
+            self._soap()
+        elif path.startswith("/nfc/"):
+            self._nfc_upload()
+        else:
+            self._drain_or_close()
+            self._error(404, f"no such resource: {path}")
+
+    def do_PUT(self) -> None:
+        if self.path.startswith("/nfc/"):
+            self._nfc_upload()
+        else:
+            self._drain_or_close()
+            self._error(405, "PUT is for non-disk files under /nfc/", headers={"Allow": "GET, POST"})
+
+    def _unsupported(self) -> None:
+        self._drain_or_close()
+        self._error(405, f"method {self.command} is not supported", headers={"Allow": "GET, HEAD, POST, PUT"})
+
+    do_DELETE = do_PATCH = do_OPTIONS = _unsupported
+
+    def _drain_or_close(self) -> None:
+        """Keep the connection usable: read a small body, or close after a big one."""
+        try:
+            length = self._content_length(required=False) or 0
+        except NfcError:
+            self.close_connection = True
+            return
+        if length <= MAX_SOAP_BODY:
+            self.rfile.read(length)
+        else:
+            self.close_connection = True
+
+    # ------------------------------------------------------------------ SOAP
+    def _service_versions(self) -> bytes:
+        version = self.server.version
+        current = VmomiSupport.versionIdMap[version]
+        prior = "".join(f"<version>{v}</version>" for v in prior_versions(version))
+        return (f'<?xml version="1.0" encoding="UTF-8" ?>\n<namespaces version="1.0"><namespace>'
+                f"<name>urn:vim25</name><version>{current}</version>"
+                f"<priorVersions>{prior}</priorVersions></namespace></namespaces>\n").encode()
+
+    def _soap_version(self) -> str:
+        """The version the client speaks (SOAPAction ``urn:vim25/6.7``), capped at ours."""
+        action = (self.headers.get("SOAPAction") or "").strip('"')
+        server_version = self.server.version
+        if action.startswith("urn:vim25/"):
+            wanted = action.split("/", 1)[1]
+            for name, vid in VmomiSupport.versionIdMap.items():
+                if vid == wanted and VmomiSupport.serviceNsMap.get(name) == "vim25":
+                    if VmomiSupport.IsChildVersion(server_version, name):
+                        return name
+        return server_version
+
+    def _soap(self) -> None:
+        version = self._soap_version()
+        try:
+            length = self._content_length(required=True)
+        except NfcError as exc:
+            self.close_connection = True
+            self._soap_fault(vmodl.fault.InvalidRequest(), str(exc), version, status=exc.status)
+            return
+        if length > MAX_SOAP_BODY:
+            self.close_connection = True
+            self._soap_fault(vmodl.fault.InvalidRequest(),
+                             f"request body of {length} bytes exceeds the limit of {MAX_SOAP_BODY}",
+                             version, status=413)
+            return
+        body = self.rfile.read(length)
+        if len(body) < length:
+            self.close_connection = True
+            return
+        delay = self.server.service.config.delay
+        if delay:
+            time.sleep(delay / 1000)
+        session_key = self._session_cookie()
+        try:
+            request = decode_request(body, version)
+            result, result_type, new_session = self.server.service.dispatch(request, session_key)
+            payload = encode_response(request.method, result, result_type, version)
+        except SoapError as exc:
+            self._soap_fault(exc.fault, str(exc), version)
+            return
+        except Exception as exc:  # a bug in the simulator: report it as a fault, keep serving
+            log.error("SOAP handler failed:\n%s", traceback.format_exc())
+            self._soap_fault(vmodl.fault.SystemError(reason=repr(exc)),
+                             f"internal error in the simulator: {exc!r}", version)
+            return
+        headers = {}
+        if new_session is not None:
+            headers["Set-Cookie"] = f'{COOKIE}="{new_session.key}"; Path=/; HttpOnly; Secure'
+        self._send(200, payload, "text/xml; charset=utf-8", headers)
+
+    def _soap_fault(self, fault: Any, message: str, version: str, status: int = 500) -> None:
+        self._send(status, encode_fault(fault, message, version), "text/xml; charset=utf-8")
+
+    def _session_cookie(self) -> str | None:
+        raw = self.headers.get("Cookie")
+        if not raw:
+            return None
+        try:
+            cookie = SimpleCookie(raw)
+        except CookieError:
+            return None
+        morsel = cookie.get(COOKIE)
+        return morsel.value.strip('"') if morsel else None
+
+    # ------------------------------------------------------------------ NFC
+    def _nfc_target(self, method: str) -> tuple[Lease, Device]:
+        parts = self.path.split("?", 1)[0].split("/")
+        if len(parts) != 4 or not parts[2] or not parts[3]:
+            raise NfcError(404, "NFC URLs look like /nfc/<ticket>/<file>")
+        service = self.server.service
+        with service.world.lock:
+            lease = service.leases.lease_for(parts[2])
+            if lease is None:
+                raise NfcError(404, "unknown or expired ticket")
+            lease.advance()
+            device = next((d for d in lease.devices if d.name == parts[3]), None)
+            if lease.state != "ready":
+                raise NfcError(403 if lease.state != "initializing" else 409,
+                               f"the lease is {lease.state}: transfers are accepted only while it is ready")
+            if device is None:
+                raise NfcError(404, f"this lease has no device {parts[3]!r}")
+        if lease.kind == "export" and method in ("POST", "PUT"):
+            raise NfcError(405, "this is an export lease: GET the device URL")
+        if lease.kind == "import" and method in ("GET", "HEAD"):
+            raise NfcError(405, "this is an import lease: upload with POST (disks) or PUT (files)")
+        if method == "POST" and not device.disk:
+            raise NfcError(405, f"{device.name} is not a disk: upload it with PUT and 'Overwrite: t'")
+        if method == "PUT" and not device.disk and device.complete and \
+                (self.headers.get("Overwrite") or "").lower() != "t":
+            raise NfcError(412, f"{device.name} exists: send 'Overwrite: t' to replace it")
+        if device.busy:
+            raise NfcError(409, f"{device.name} is being transferred by another request")
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if method == "POST" and content_type not in ("", STREAM_VMDK.lower(), "application/octet-stream"):
+            raise NfcError(415, f"a disk upload has Content-Type {STREAM_VMDK}, not {content_type!r}")
+        return lease, device
+
+    def _nfc_upload(self) -> None:
+        try:
+            lease, device = self._nfc_target(self.command)
+            length = self._content_length(required=True)
+        except NfcError as exc:
+            self._drain_or_close()
+            self._error(exc.status, str(exc))
+            return
+        existed = device.complete
+        service = self.server.service
+        try:
+            received = service.receive(lease, device, self.rfile, length)
+        except NfcError as exc:
+            self.close_connection = True
+            self._error(exc.status, str(exc))
+            return
+        except OSError as exc:
+            self.close_connection = True
+            log.info("upload of %s broken: %s", device.name, exc)
+            return
+        with service.world.lock:
+            lease.advance()
+            if lease.state != "ready":
+                self._error(403, f"the lease became {lease.state} during the transfer; the data was discarded")
+                return
+        status = 201 if (self.command == "PUT" and not existed) else 200
+        self._error(status, f"received {received} bytes for {device.name}")
+
+    def _nfc_download(self) -> None:
+        try:
+            lease, device = self._nfc_target(self.command)
+        except NfcError as exc:
+            self._error(exc.status, str(exc))
+            return
+        try:
+            size = device.path.stat().st_size
+        except OSError:
+            self._error(404, f"{device.name} has no content")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        service = self.server.service
+        hashers = {name: hashlib.new(name) for name in {"sha1"} | set(device.wanted.values())}
+        sent = 0
+        device.busy = True
+        delay = service.config.delay
+        try:
+            with device.path.open("rb") as source:
+                while chunk := source.read(1 << 20):
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+                    if delay:
+                        time.sleep(delay * len(chunk) / (1 << 20))
+        except OSError as exc:
+            self.close_connection = True
+            log.info("download of %s broken after %d bytes: %s", device.name, sent, exc)
+            return
+        finally:
+            device.busy = False
+        with service.world.lock:
+            device.bytes_transferred = sent
+            device.hashes = {name: h.hexdigest() for name, h in hashers.items()}
+            device.sha1 = device.hashes["sha1"]
+            device.complete = True
