@@ -1,0 +1,179 @@
+"""The ``nfclease`` command: ``run``, ``sim``, ``conform``, ``load``, ``check-history``.
+
+Each subcommand imports what it needs only when chosen, so ``nfclease sim``
+starts fast and a broken optional part never breaks the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Callable, Sequence
+
+from nfclease import __version__
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
+    """Simulator knobs, shared by ``nfclease sim`` and commands that start one."""
+    group = parser.add_argument_group("embedded simulator")
+    group.add_argument("--lease-timeout", type=_positive_float, default=None,
+                       help="seconds a ready lease lives without Progress (default 300; 'sim' target of "
+                            "conform/load defaults to a short one)")
+    group.add_argument("--init-seconds", type=float, default=None,
+                       help="how long a new lease stays initializing (default 0.2)")
+    group.add_argument("--api-version", default=None,
+                       help="advertise and behave as this vSphere API version (e.g. 9.0, 8.0.3.0, 6.7, 6.5, 4.1)")
+    group.add_argument("--star-hosts", action="store_true",
+                       help="device URLs carry the host '*' as ESXi's do")
+    group.add_argument("--delay", type=float, default=None,
+                       help="deliberate slowness: seconds per transferred MiB and milliseconds per SOAP call")
+
+
+def sim_config_from(args: argparse.Namespace, **defaults: object):
+    """A SimConfig from parsed arguments, with per-command defaults."""
+    from nfclease.sim import SimConfig
+
+    config = SimConfig(**defaults)  # type: ignore[arg-type]
+    for name in ("lease_timeout", "init_seconds", "api_version", "delay", "host", "port",
+                 "username", "password", "certfile", "keyfile"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(config, name, value)
+    if getattr(args, "star_hosts", False):
+        config.star_hosts = True
+    return config
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from nfclease.sim import Simulator
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = sim_config_from(args)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        sim = Simulator(config).start()
+    except (OSError, ValueError) as exc:
+        print(f"nfclease sim: cannot start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        print(sim.url, flush=True)
+        print(f"# certificate {sim.cafile} thumbprint {sim.thumbprint}; lease timeout "
+              f"{config.lease_timeout:g} s; stop with Ctrl-C", flush=True)
+        stop.wait()
+    finally:
+        sim.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nfclease.quickstart import run
+
+    return run(args)
+
+
+def cmd_conform(args: argparse.Namespace) -> int:
+    from conformance.cli import run
+
+    return run(args)
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from load.cli import run
+
+    return run(args)
+
+
+def cmd_check_history(args: argparse.Namespace) -> int:
+    from conformance.offline import main as check_main
+
+    return check_main([args.history] + (["--api-version", args.api_version] if args.api_version else []))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nfclease", description="Conformance and load testing for the vSphere HttpNfcLease protocol.")
+    parser.add_argument("--version", action="version", version=f"nfclease {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="the main job: start the simulator (or use --target), import and "
+                                     "export disks through leases, and report")
+    run.add_argument("--target", default="sim", help="sim (default), vcsim, or https://user:pass@host/sdk")
+    run.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
+    run.add_argument("--thumbprint", help="pin the target's certificate (SHA-1 or SHA-256 thumbprint)")
+    run.add_argument("--report", default=None, help="directory for results.json, history and reports")
+    run.add_argument("--disk-mib", type=int, default=16, help="size of the disk imported (MiB)")
+    add_sim_arguments(run)
+    run.set_defaults(func=cmd_run)
+
+    sim = sub.add_parser("sim", help="serve the embedded simulator until interrupted")
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback: 127.0.0.1 or ::1)")
+    sim.add_argument("--port", type=int, default=8989, help="port (0 picks a free one)")
+    sim.add_argument("--username", default=None, help="the only user accepted (default: any non-empty pair)")
+    sim.add_argument("--password", default=None, help="that user's password")
+    sim.add_argument("--cert", dest="certfile", help="PEM certificate to serve (default: generated)")
+    sim.add_argument("--key", dest="keyfile", help="PEM private key of --cert")
+    sim.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    add_sim_arguments(sim)
+    sim.set_defaults(func=cmd_sim)
+
+    conform = sub.add_parser("conform", help="run the conformance suite against a target")
+    conform.add_argument("--target", default="sim", help="sim (default), vcsim, or https://user:pass@host/sdk")
+    conform.add_argument("--profile", default="smoke", choices=["smoke", "ci", "thorough"])
+    conform.add_argument("--expectations", help="YAML file of known deviations of this target")
+    conform.add_argument("--report", default="nfclease-report", help="directory for results.json and JUnit XML")
+    conform.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default: random, printed)")
+    conform.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
+    conform.add_argument("--thumbprint", help="pin the target's certificate")
+    conform.add_argument("--allow-expiry", action="store_true",
+                         help="on a real target, also wait for leases to expire (takes leaseTimeout each)")
+    add_sim_arguments(conform)
+    conform.set_defaults(func=cmd_conform)
+
+    load = sub.add_parser("load", help="run Locust load scenarios against a target")
+    load.add_argument("--target", default="sim")
+    load.add_argument("--scenario", action="append", default=None,
+                      help="import-upload, export-download, churn, keepalive, timeout-probe, mixed "
+                           "(repeatable; NAME:WEIGHT sets a weight)")
+    load.add_argument("--users", type=int, default=4)
+    load.add_argument("--spawn-rate", type=float, default=4.0)
+    load.add_argument("--duration", default="30s")
+    load.add_argument("--workers", type=int, default=0, help="run a Locust master with N local worker processes")
+    load.add_argument("--report", default="nfclease-load")
+    load.add_argument("--save-baseline", help="write this run's figures as a baseline file")
+    load.add_argument("--baseline", help="compare with a baseline file and fail on a regression")
+    load.add_argument("--tolerance", default="10%", help="allowed regression against the baseline")
+    load.add_argument("--repeat", type=int, default=1, help="repeat the run and use medians (noise)")
+    load.add_argument("--step-shape", action="store_true", help="step users up to find the knee")
+    load.add_argument("--disk-mib", type=int, default=8)
+    load.add_argument("--insecure", action="store_true")
+    load.add_argument("--thumbprint")
+    add_sim_arguments(load)
+    load.set_defaults(func=cmd_load)
+
+    check = sub.add_parser("check-history", help="replay a history.jsonl through the model offline")
+    check.add_argument("history")
+    check.add_argument("--api-version", default=None)
+    check.set_defaults(func=cmd_check_history)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
