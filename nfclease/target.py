@@ -1,0 +1,629 @@
+"""Targets: where leases come from (embedded simulator, vcsim, or a vCenter/ESXi URL).
+
+A :class:`TargetSpec` says *which* server and how to trust it; :func:`open_target`
+starts the server if the suite owns it (``sim``, ``vcsim``), connects
+unmodified pyVmomi, finds where imports go (:class:`Placement`) and yields a
+:class:`Target`. Closing the target removes everything the suite created on
+it (leases left open are aborted, imported VMs and vApps destroyed, snapshots
+removed) so a real vCenter is left as it was found.
+
+TLS is verified unless the user opts out: against the simulator's generated
+CA, vcsim's certificate, ``cafile``, or the system store; ``thumbprint`` pins
+the server certificate (SHA-1 or SHA-256) instead of trusting a CA. pyVmomi
+turns verification off by itself for ``127.0.0.1`` when it is given no
+context, so a context is always passed.
+
+The ``GOVC_*`` variables (``GOVC_URL``, ``GOVC_USERNAME``, ``GOVC_PASSWORD``,
+``GOVC_INSECURE``, ``GOVC_TLS_CA_CERTS``, ``GOVC_DATACENTER``,
+``GOVC_DATASTORE``, ``GOVC_RESOURCE_POOL``, ``GOVC_FOLDER``, ``GOVC_HOST``)
+are read for URL targets only: they describe the user's vCenter, and applying
+``GOVC_DATACENTER`` to the embedded simulator would only break it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Literal, Mapping
+from urllib.parse import quote, unquote, urlsplit
+
+from nfclease.events import redact
+from nfclease.transfer import NfcClient
+
+log = logging.getLogger(__name__)
+
+TargetKind = Literal["sim", "vcsim", "url"]
+_TRUE = {"1", "true", "yes", "on", "t", "y"}
+DEFAULT_SIM_USER = "nfclease"
+DEFAULT_SIM_PASSWORD = "nfclease"
+
+
+# -- TLS ---------------------------------------------------------------------------
+
+def normalize_thumbprint(text: str) -> tuple[str, str]:
+    """``(algorithm, lowercase hex)`` of a SHA-1 or SHA-256 thumbprint, colons optional."""
+    digest = text.replace(":", "").replace(" ", "").strip().lower()
+    if any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"thumbprint {text!r} is not hexadecimal")
+    algorithm = {40: "sha1", 64: "sha256"}.get(len(digest))
+    if algorithm is None:
+        raise ValueError(f"thumbprint {text!r} is neither SHA-1 (40 hex) nor SHA-256 (64 hex)")
+    return algorithm, digest
+
+
+def _pinned_socket_class(base: type, algorithm: str, digest: str) -> type:
+    """A socket class whose handshake also checks the peer certificate's digest.
+
+    Built on the context's own socket class, so a gevent-patched ``ssl`` keeps
+    cooperating; works for pyVmomi and http.client alike, as both handshake
+    through the context.
+    """
+
+    def do_handshake(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.do_handshake(self, *args, **kwargs)
+        der = self.getpeercert(binary_form=True)
+        seen = hashlib.new(algorithm, der or b"").hexdigest()
+        if seen != digest:
+            raise ssl.SSLCertVerificationError(
+                1, f"certificate {algorithm} thumbprint {seen} does not match the pinned {digest}")
+
+    return type(f"Pinned{base.__name__}", (base,), {"do_handshake": do_handshake})
+
+
+def make_ssl_context(*, cafile: str | None = None, thumbprint: str | None = None,
+                     insecure: bool = False) -> ssl.SSLContext:
+    """The one TLS policy for SOAP and NFC: pin, CA file, system store, or (opt-out) nothing."""
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure or thumbprint:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if thumbprint and not insecure:
+        algorithm, digest = normalize_thumbprint(thumbprint)
+        context.sslsocket_class = _pinned_socket_class(context.sslsocket_class, algorithm, digest)  # type: ignore[misc]
+    return context
+
+
+# -- the spec ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Which server to test and how to reach and trust it. Holds no connection."""
+
+    kind: TargetKind
+    host: str | None = None
+    port: int = 443
+    path: str = "/sdk"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    insecure: bool = False
+    thumbprint: str | None = None
+    cafile: str | None = None
+    datacenter: str | None = None
+    datastore: str | None = None
+    resource_pool: str | None = None
+    folder: str | None = None
+    esx_host: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        text: str | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        insecure: bool | None = None,
+        thumbprint: str | None = None,
+        cafile: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> "TargetSpec":
+        """``sim`` | ``vcsim`` | a URL; None means ``$GOVC_URL``, else ``sim``.
+
+        A URL may omit the scheme (https) and the path (``/sdk``), as
+        ``GOVC_URL`` does. Credentials: explicit arguments, then the URL's,
+        then ``GOVC_USERNAME``/``GOVC_PASSWORD``. Explicit TLS options win
+        over ``GOVC_INSECURE``/``GOVC_TLS_CA_CERTS``.
+        """
+        env = os.environ if env is None else env
+        text = (text if text is not None else env.get("GOVC_URL") or "sim").strip()
+        if thumbprint is not None:
+            normalize_thumbprint(thumbprint)  # fail early on a malformed pin
+        if text in ("sim", "vcsim"):
+            return cls(kind=text, insecure=bool(insecure), thumbprint=thumbprint, cafile=cafile,  # type: ignore[arg-type]
+                       username=username, password=password)
+        if "://" not in text:
+            text = "https://" + text
+        parts = urlsplit(text)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"target must be 'sim', 'vcsim' or an https URL, got {redact(text)!r}")
+        user = username or (unquote(parts.username) if parts.username else None) or env.get("GOVC_USERNAME") or None
+        pw = password or (unquote(parts.password) if parts.password else None) or env.get("GOVC_PASSWORD") or None
+        if insecure is None:
+            insecure = env.get("GOVC_INSECURE", "").strip().lower() in _TRUE
+        return cls(
+            kind="url",
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 80),
+            path=parts.path if parts.path not in ("", "/") else "/sdk",
+            username=user,
+            password=pw,
+            insecure=insecure,
+            thumbprint=thumbprint,
+            cafile=cafile or env.get("GOVC_TLS_CA_CERTS") or None,
+            datacenter=env.get("GOVC_DATACENTER") or None,
+            datastore=env.get("GOVC_DATASTORE") or None,
+            resource_pool=env.get("GOVC_RESOURCE_POOL") or None,
+            folder=env.get("GOVC_FOLDER") or None,
+            esx_host=env.get("GOVC_HOST") or None,
+        )
+
+    @property
+    def url(self) -> str | None:
+        """The SDK URL without credentials (None for sim/vcsim before they start)."""
+        if self.kind != "url" or self.host is None:
+            return None
+        return f"https://{_bracket(self.host)}:{self.port}{self.path}"
+
+    @property
+    def display_url(self) -> str:
+        """What reports may show: never the password."""
+        if self.kind != "url":
+            return self.kind
+        return redact_url(self.url or "", self.username, self.password)
+
+    def __str__(self) -> str:
+        return self.display_url
+
+
+def redact_url(url: str, username: str | None, password: str | None) -> str:
+    """``https://user:***@host/sdk`` via :func:`nfclease.events.redact` (no password in it)."""
+    if not username:
+        return url
+    scheme, _, rest = url.partition("://")
+    shown = f"{scheme}://{quote(username, safe='')}:{quote(password or '', safe='') or '-'}@{rest}"
+    return redact(shown)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+# -- what a connected target exposes --------------------------------------------------
+
+@dataclass(frozen=True)
+class About:
+    """The server's product identity, for run_info in every report."""
+
+    name: str
+    full_name: str
+    vendor: str
+    version: str
+    build: str
+    api_version: str
+    api_type: str
+    instance_uuid: str | None = None
+
+
+@dataclass
+class Placement:
+    """Where imports go: found from ``GOVC_*`` or the first of each in the inventory."""
+
+    datacenter: Any
+    resource_pool: Any
+    folder: Any
+    datastore: Any
+    host: Any | None = None
+
+    def summary(self) -> dict[str, str | None]:
+        return {k: (getattr(v, "_moId", None) if v is not None else None)
+                for k, v in (("datacenter", self.datacenter), ("resource_pool", self.resource_pool),
+                             ("folder", self.folder), ("datastore", self.datastore), ("host", self.host))}
+
+
+def api_tuple(version: str) -> tuple[int, ...]:
+    """``"6.7.3"`` -> ``(6, 7, 3)``; non-numeric parts end the tuple."""
+    out: list[int] = []
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        out.append(int(part))
+    return tuple(out)
+
+
+@dataclass
+class _Created:
+    """One thing the suite made on the target, and how to remove it."""
+
+    what: str
+    ref: Any
+    name: str | None = None
+    done: bool = False
+
+
+class Target:
+    """A connected target: pyVmomi service instance, placement, TLS and cleanup.
+
+    Made by :func:`open_target`; ``close()`` (run on leaving the ``with``)
+    aborts leases still held, removes snapshots and destroys imported
+    entities the suite registered, then logs out every session it opened.
+    Cleanup is bookkeeping, not a protocol call under test, so it emits no
+    events; what it did is in :attr:`cleanup_log`.
+    """
+
+    def __init__(self, spec: TargetSpec, *, url: str, username: str, password: str,
+                 ssl_context: ssl.SSLContext, task_timeout: float = 300.0,
+                 connect_timeout: float | None = 120.0) -> None:
+        self.spec = spec
+        self.url = url
+        parts = urlsplit(url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 443
+        self._path = parts.path or "/sdk"
+        self._username = username
+        self._password = password
+        self.ssl_context = ssl_context
+        self.task_timeout = task_timeout
+        self.connect_timeout = connect_timeout
+        self.display_url = spec.display_url if spec.kind == "url" else redact_url(url, None, None)
+        self.nfc_host = f"{_bracket(self._host)}:{self._port}"
+        self.si: Any = self._connect()
+        self.content: Any = self.si.RetrieveContent()
+        about = self.content.about
+        self.about = About(
+            name=about.name, full_name=about.fullName, vendor=about.vendor, version=about.version,
+            build=about.build, api_version=about.apiVersion, api_type=about.apiType,
+            instance_uuid=getattr(about, "instanceUuid", None),
+        )
+        self.api_version: str = about.apiVersion
+        self._lock = threading.Lock()
+        self._created: list[_Created] = []
+        self._sessions: list[Any] = []
+        self.cleanup_log: list[str] = []
+        self._placement: Placement | None = None
+        self._closed = False
+
+    # -- connection ---------------------------------------------------------
+
+    def _connect(self) -> Any:
+        from pyVim.connect import SmartConnect
+
+        return SmartConnect(host=self._host, port=self._port, path=self._path, user=self._username,
+                            pwd=self._password, sslContext=self.ssl_context,
+                            httpConnectionTimeout=self.connect_timeout)
+
+    def new_session(self) -> Any:
+        """Log in again: a second ServiceInstance, e.g. to hold an 'other session' reference."""
+        si = self._connect()
+        with self._lock:
+            self._sessions.append(si)
+        return si
+
+    new_session_stub = new_session
+
+    def lease_ref(self, moid: str, si: Any | None = None) -> Any:
+        """A ``vim.HttpNfcLease`` reference to ``moid`` bound to ``si`` (another session, or ours)."""
+        from pyVmomi import vim
+
+        return vim.HttpNfcLease(moid, (si or self.si)._stub)
+
+    @property
+    def session_cookie(self) -> str | None:
+        """The ``vmware_soap_session`` cookie (for NFC servers that want it); never log it."""
+        return getattr(self.si._stub, "cookie", None)
+
+    def api_at_least(self, version: str) -> bool:
+        """Whether the negotiated API is ``version`` or later (members absent before it)."""
+        return api_tuple(self.api_version) >= api_tuple(version)
+
+    def nfc_client(self, **kwargs: Any) -> NfcClient:
+        """A transfer client trusting what SOAP trusts, with ``*`` mapped to our host."""
+        return NfcClient(self.ssl_context, self.nfc_host, **kwargs)
+
+    def run_info(self) -> dict[str, Any]:
+        """The target part of a report's ``run_info`` (no secrets)."""
+        return {"target": self.display_url, "product": self.about.full_name, "version": self.about.version,
+                "build": self.about.build, "api_version": self.api_version}
+
+    # -- placement ----------------------------------------------------------
+
+    @property
+    def placement(self) -> Placement:
+        if self._placement is None:
+            self._placement = self._find_placement()
+        return self._placement
+
+    def _find_placement(self) -> Placement:
+        from pyVmomi import vim
+
+        spec = self.spec
+        dc = (self._resolve(spec.datacenter, vim.Datacenter, [""], None) if spec.datacenter
+              else self._first(self.content.rootFolder, vim.Datacenter))
+        if dc is None:
+            raise LookupError(f"{self.display_url}: no datacenter" +
+                              (f" named {spec.datacenter!r}" if spec.datacenter else ""))
+        dc_name = dc.name
+        host = (self._resolve(spec.esx_host, vim.HostSystem, [f"{dc_name}/host/", ""], dc)
+                if spec.esx_host else None)
+        if spec.resource_pool:
+            pool = self._resolve(spec.resource_pool, vim.ResourcePool, [f"{dc_name}/host/", ""], dc)
+        elif host is not None:
+            pool = host.parent.resourcePool
+        else:
+            compute = self._first(dc.hostFolder, vim.ComputeResource)
+            pool = compute.resourcePool if compute is not None else None
+        if spec.folder:
+            folder = self._resolve(spec.folder, vim.Folder, [f"{dc_name}/vm/", f"{dc_name}/", ""], dc)
+        else:
+            folder = dc.vmFolder
+        if spec.datastore:
+            datastore = self._resolve(spec.datastore, vim.Datastore, [f"{dc_name}/datastore/", ""], dc)
+        else:
+            candidates = list(host.datastore) if host is not None else list(dc.datastore)
+            datastore = candidates[0] if candidates else None
+        if host is None and pool is not None:
+            hosts = list(getattr(pool.owner, "host", None) or [])
+            host = hosts[0] if hosts else None
+        for name, value in (("resource pool", pool), ("folder", folder), ("datastore", datastore)):
+            if value is None:
+                raise LookupError(f"{self.display_url}: no {name} found in datacenter {dc_name!r}")
+        return Placement(datacenter=dc, resource_pool=pool, folder=folder, datastore=datastore, host=host)
+
+    def _resolve(self, path: str, vimtype: type, prefixes: list[str], within: Any | None) -> Any:
+        """An inventory object from an absolute path, a path relative to the datacenter, or a name."""
+        index = self.content.searchIndex
+        candidates = [path.lstrip("/")] if path.startswith("/") else [p + path for p in prefixes]
+        for candidate in candidates:
+            found = index.FindByInventoryPath(candidate)
+            if isinstance(found, vimtype):
+                return found
+        root = within if within is not None else self.content.rootFolder
+        for obj in self._all(root, vimtype):
+            if obj.name == path.rsplit("/", 1)[-1]:
+                return obj
+        raise LookupError(f"{self.display_url}: no {vimtype.__name__} at {path!r}")
+
+    def _all(self, root: Any, vimtype: type) -> list[Any]:
+        view = self.content.viewManager.CreateContainerView(root, [vimtype], True)
+        try:
+            return list(view.view)
+        finally:
+            with contextlib.suppress(Exception):
+                view.DestroyView()
+
+    def _first(self, root: Any, vimtype: type) -> Any | None:
+        found = self._all(root, vimtype)
+        return found[0] if found else None
+
+    # -- cleanup registry ----------------------------------------------------
+
+    def register_lease(self, lease: Any) -> None:
+        """A lease to abort at close if it is still initializing or ready."""
+        self._register(_Created("lease", lease))
+
+    def register_entity(self, entity: Any, name: str | None = None) -> None:
+        """An imported VM or vApp to destroy at close (powered off first)."""
+        self._register(_Created("entity", entity, name))
+
+    def register_import_name(self, name: str) -> None:
+        """An import whose entity may not be known yet: found by name at close."""
+        self._register(_Created("name", None, name))
+
+    def register_snapshot(self, snapshot: Any) -> None:
+        """A snapshot the suite created, removed at close."""
+        self._register(_Created("snapshot", snapshot))
+
+    def forget_entity(self, entity: Any) -> None:
+        """The suite destroyed it itself (e.g. a Destroy call under test)."""
+        moid = getattr(entity, "_moId", None)
+        with self._lock:
+            for item in self._created:
+                if item.what == "entity" and getattr(item.ref, "_moId", None) == moid:
+                    item.done = True
+
+    def _register(self, item: _Created) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("target is closed")
+            self._created.append(item)
+
+    def close(self) -> None:
+        """Remove what the suite created (bounded by ``task_timeout`` each), then log out."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            created = list(self._created)
+            sessions = list(self._sessions)
+        try:
+            for item in created:
+                if item.what == "lease":
+                    self._abort_lease(item.ref)
+            for item in reversed(created):
+                if item.what == "snapshot":
+                    self._remove_snapshot(item.ref)
+            entities: dict[str, Any] = {}
+            for item in created:
+                if item.what == "entity" and not item.done:
+                    entities[item.ref._moId] = item.ref
+            names = {item.name for item in created if item.what in ("name", "entity") and item.name}
+            if names:
+                for entity in self._find_named(names):
+                    entities.setdefault(entity._moId, entity)
+            for entity in entities.values():
+                self._destroy(entity)
+        finally:
+            for si in [*sessions, self.si]:
+                with contextlib.suppress(Exception):
+                    si.content.sessionManager.Logout()
+
+    def _note(self, text: str) -> None:
+        self.cleanup_log.append(text)
+        log.info("cleanup %s: %s", self.display_url, text)
+
+    def _abort_lease(self, lease: Any) -> None:
+        try:
+            state = lease.state
+            if state in ("initializing", "ready"):
+                lease.HttpNfcLeaseAbort()
+                self._note(f"aborted lease {lease._moId} ({state})")
+        except Exception as exc:  # gone, expired, finished: nothing to undo
+            self._note(f"lease {lease._moId}: {type(exc).__name__}")
+
+    def _remove_snapshot(self, snapshot: Any) -> None:
+        try:
+            task = snapshot.RemoveSnapshot_Task(removeChildren=False)
+            self.wait_task(task)
+            self._note(f"removed snapshot {snapshot._moId}")
+        except Exception as exc:
+            self._note(f"snapshot {snapshot._moId}: {type(exc).__name__}: {_message(exc)}")
+
+    def _destroy(self, entity: Any) -> None:
+        from pyVmomi import vim
+
+        try:
+            vms = [entity] if isinstance(entity, vim.VirtualMachine) else list(getattr(entity, "vm", None) or [])
+            for vm in vms:
+                if vm.runtime.powerState != "poweredOff":
+                    with contextlib.suppress(Exception):
+                        self.wait_task(vm.PowerOffVM_Task())
+            if isinstance(entity, vim.VirtualApp):
+                with contextlib.suppress(Exception):
+                    self.wait_task(entity.PowerOffVApp_Task(force=True))
+            info = self.wait_task(entity.Destroy_Task())
+            self._note(f"destroyed {entity._moId}: {info.state}")
+        except Exception as exc:
+            self._note(f"{getattr(entity, '_moId', entity)}: {type(exc).__name__}: {_message(exc)}")
+
+    def _find_named(self, names: set[str]) -> list[Any]:
+        """VMs and vApps the suite named (``nfclease-...``), wherever the import put them."""
+        from pyVmomi import vim, vmodl
+
+        found: list[Any] = []
+        try:
+            view = self.content.viewManager.CreateContainerView(
+                self.content.rootFolder, [vim.VirtualMachine, vim.VirtualApp], True)
+        except Exception as exc:
+            self._note(f"search by name: {type(exc).__name__}")
+            return found
+        try:
+            collector = self.content.propertyCollector
+            spec = vmodl.query.PropertyCollector.FilterSpec(
+                objectSet=[vmodl.query.PropertyCollector.ObjectSpec(
+                    obj=view, skip=True,
+                    selectSet=[vmodl.query.PropertyCollector.TraversalSpec(
+                        name="view", type=vim.view.ContainerView, path="view", skip=False)])],
+                propSet=[vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualMachine, pathSet=["name"]),
+                         vmodl.query.PropertyCollector.PropertySpec(type=vim.VirtualApp, pathSet=["name"])])
+            result = collector.RetrievePropertiesEx([spec], vmodl.query.PropertyCollector.RetrieveOptions())
+            while result is not None:
+                for content in result.objects or []:
+                    for prop in content.propSet or []:
+                        if prop.name == "name" and prop.val in names:
+                            found.append(content.obj)
+                token = result.token
+                result = collector.ContinueRetrievePropertiesEx(token) if token else None
+        except Exception as exc:
+            self._note(f"search by name: {type(exc).__name__}: {_message(exc)}")
+        finally:
+            with contextlib.suppress(Exception):
+                view.DestroyView()
+        # a vApp's VMs go with it: destroy vApps first by ordering them ahead
+        return sorted(found, key=lambda o: 0 if isinstance(o, vim.VirtualApp) else 1)
+
+    # -- tasks ----------------------------------------------------------------
+
+    def wait_task(self, task: Any, timeout: float | None = None, poll: float = 0.05) -> Any:
+        """Poll a task until it ends (bounded); returns its ``TaskInfo`` (success or error)."""
+        deadline = time.monotonic() + (self.task_timeout if timeout is None else timeout)
+        delay = poll
+        while True:
+            info = task.info
+            if info.state in ("success", "error"):
+                return info
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"task {task._moId} still {info.state} after {timeout or self.task_timeout:g} s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    def __enter__(self) -> "Target":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _message(exc: BaseException) -> str:
+    return str(getattr(exc, "msg", None) or exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+# -- opening a target ---------------------------------------------------------------
+
+@contextlib.contextmanager
+def open_target(
+    spec: TargetSpec | str | None = None,
+    *,
+    sim_config: Any | None = None,
+    vcsim_options: Mapping[str, Any] | None = None,
+    task_timeout: float = 300.0,
+) -> Iterator[Target]:
+    """Start (sim/vcsim) or reach (URL) the target, connect, and clean up on exit.
+
+    ``sim_config`` is a :class:`nfclease.sim.SimConfig` or a dict of its
+    fields (``lease_timeout``, ``init_seconds``, ``api_version`` ...).
+    """
+    if not isinstance(spec, TargetSpec):
+        spec = TargetSpec.parse(spec)
+    with contextlib.ExitStack() as stack:
+        if spec.kind == "sim":
+            from nfclease.sim import SimConfig, Simulator
+
+            config = sim_config if sim_config is not None else SimConfig()
+            if isinstance(config, Mapping):
+                config = SimConfig(**config)
+            sim = stack.enter_context(Simulator(config))
+            user = spec.username or getattr(config, "username", None) or DEFAULT_SIM_USER
+            password = spec.password or getattr(config, "password", None) or DEFAULT_SIM_PASSWORD
+            context = make_ssl_context(cafile=spec.cafile or str(sim.cafile), thumbprint=spec.thumbprint,
+                                       insecure=spec.insecure)
+            url = sim.url
+        elif spec.kind == "vcsim":
+            from nfclease import vcsim
+
+            peer = stack.enter_context(vcsim.run_vcsim(**dict(vcsim_options or {})))
+            user = spec.username or peer.username
+            password = spec.password or peer.password
+            cafile = spec.cafile or (str(peer.cafile) if peer.cafile else None)
+            thumbprint = spec.thumbprint
+            if cafile is None and thumbprint is None:
+                # Our own child process on loopback: pin what it serves rather than trust nothing.
+                thumbprint = peer.thumbprint
+            context = make_ssl_context(cafile=cafile, thumbprint=thumbprint, insecure=spec.insecure)
+            url = peer.url
+        else:
+            if not spec.username or not spec.password:
+                raise ValueError(f"{spec.display_url}: user name and password are needed "
+                                 "(in the URL or GOVC_USERNAME/GOVC_PASSWORD)")
+            user, password = spec.username, spec.password
+            context = make_ssl_context(cafile=spec.cafile, thumbprint=spec.thumbprint, insecure=spec.insecure)
+            url = spec.url or ""
+        target = Target(spec, url=url, username=user, password=password, ssl_context=context,
+                        task_timeout=task_timeout)
+        stack.callback(target.close)
+        yield target
+
+
+def with_placement(spec: TargetSpec, **overrides: str | None) -> TargetSpec:
+    """A copy of ``spec`` with placement names changed (datacenter=..., datastore=...)."""
+    return replace(spec, **overrides)
+
+
+__all__ = [
+    "About", "Placement", "Target", "TargetSpec", "api_tuple", "make_ssl_context", "normalize_thumbprint",
+    "open_target", "redact_url", "with_placement",
+]
