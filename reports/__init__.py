@@ -1,0 +1,1 @@
+"""Writers for the run records (``results.json``, JUnit, the clause matrix)."""
