@@ -229,7 +229,7 @@ class Lease(MObject):
     def abort(self, fault: vmodl.MethodFault | None) -> None:
         self.check_live("HttpNfcLeaseAbort")
         if fault is None:
-            fault = vim.fault.RequestCanceled(msg="The lease was aborted by the client")
+            fault = vmodl.fault.RequestCanceled(msg="The lease was aborted by the client")
         self._release("error", fault)
 
     def manifest(self) -> list[vim.HttpNfcLease.ManifestEntry]:

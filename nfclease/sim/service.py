@@ -93,6 +93,15 @@ def declared_type(obj: MObject, path: str) -> type:
         return object
 
 
+def in_version(obj: MObject, path: str, version: str) -> bool:
+    """Whether the property ``path`` of ``obj`` exists in API ``version`` (undeclared ones: yes)."""
+    try:
+        info = type(obj.ref)._GetPropertyInfo(path.split(".")[0])
+    except (AttributeError, KeyError):
+        return True
+    return VmomiSupport.IsChildVersion(version, info.version)
+
+
 def typed(value: Any, typ: type) -> Any:
     """Give plain Python values the vim types the serializer needs (arrays, enums)."""
     if isinstance(value, list) and isinstance(typ, type) and issubclass(typ, list):
@@ -293,6 +302,7 @@ class Service(VmOperations):
             this = self._resolve_this(request.this, session)
             if isinstance(request.info, FetchInfo):
                 prop = request.args.get("prop", "")
+                self._check_version(this, prop)
                 value = this.get(prop)
                 typ = declared_type(this, prop)
                 return typed(value, typ), typ, None
@@ -312,6 +322,13 @@ class Service(VmOperations):
         return result, request.info.result, new_session
 
     LONG_POLL = {"WaitForUpdates", "WaitForUpdatesEx"}
+
+    def _check_version(self, obj: MObject, path: str) -> None:
+        """A property added after the advertised API version does not exist (InvalidProperty)."""
+        if not in_version(obj, path, self.version):
+            raise SoapError(vmodl.query.InvalidProperty(name=path),
+                            f"{obj.type_name} has no property {path!r} in API version "
+                            f"{VmomiSupport.versionIdMap[self.version]}")
 
     def _resolve_this(self, ref: ManagedObject, session: Session | None) -> MObject:
         obj = self.world.resolve(ref)
@@ -415,7 +432,7 @@ class Service(VmOperations):
         for prop_spec in spec.propSet:
             if isinstance(obj.ref, prop_spec.type):
                 if prop_spec.all:
-                    paths.extend(obj.properties())
+                    paths.extend(p for p in obj.properties() if in_version(obj, p, self.version))
                 else:
                     paths.extend(prop_spec.pathSet or [])
         return list(dict.fromkeys(paths))
@@ -428,6 +445,7 @@ class Service(VmOperations):
                 paths = self._paths(obj, spec)
                 values = {}
                 for path in paths:
+                    self._check_version(obj, path)
                     values[path] = typed(obj.get(path), declared_type(obj, path))
                 out[obj.moid] = (obj, values)
         return out
@@ -551,7 +569,7 @@ class Service(VmOperations):
                                        numCPUs=1, memoryMB=64, guestId="otherGuest64")
             child_specs.append(vim.VirtualMachineImportSpec(configSpec=config))
         if package.is_vapp:
-            spec = vim.VAppImportSpec(name=package.name, child=child_specs,
+            spec = vim.vApp.VAppImportSpec(name=package.name, child=child_specs,
                                       vAppConfigSpec=vim.vApp.VAppConfigSpec(),
                                       resourcePoolSpec=vim.ResourceConfigSpec(
                                           cpuAllocation=vim.ResourceAllocationInfo(),
@@ -572,7 +590,7 @@ class Service(VmOperations):
     def ImportVApp(self, session, this, spec, folder=None, host=None):
         if isinstance(spec, vim.VirtualMachineImportSpec):
             systems = [spec]
-        elif isinstance(spec, vim.VAppImportSpec):
+        elif isinstance(spec, vim.vApp.VAppImportSpec):
             systems = [c for c in (spec.child or []) if isinstance(c, vim.VirtualMachineImportSpec)]
         else:
             raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="spec"),
@@ -585,7 +603,7 @@ class Service(VmOperations):
             raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="folder"), f"{folder} is not a Folder")
         created: list[MObject] = []
         plan: list[tuple[VirtualMachine, str, list[Any], list[str]]] = []
-        if isinstance(spec, vim.VAppImportSpec):
+        if isinstance(spec, vim.vApp.VAppImportSpec):
             vapp = VirtualApp(self.world, spec.name, vm_folder)
             vapp.parent = this
             this.pools.append(vapp)
@@ -681,7 +699,8 @@ class Service(VmOperations):
         vm = this.vm
         if vm.moid not in self.world.objects:
             raise not_found(vm.ref)
-        return self._export(session, this, [vm], [(vm, i, d) for i, d in enumerate(this.disks)],
+        # the task and HttpNfcLeaseInfo.entity are ManagedEntity: the snapshot's VM, not the snapshot
+        return self._export(session, vm, [vm], [(vm, i, d) for i, d in enumerate(this.disks)],
                             "VirtualMachineSnapshot.exportSnapshotLRO")
 
     # ------------------------------------------------------------------ HttpNfcLease
