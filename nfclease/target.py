@@ -44,6 +44,13 @@ DEFAULT_SIM_USER = "nfclease"
 DEFAULT_SIM_PASSWORD = "nfclease"
 
 
+class WaitTimeout(Exception):
+    """A client-side wait (task, lease readiness) ran out of time: the outcome is unknown.
+
+    Deliberately not a ``TimeoutError`` (an ``OSError``): it is no transport failure.
+    """
+
+
 # -- TLS ---------------------------------------------------------------------------
 
 def normalize_thumbprint(text: str) -> tuple[str, str]:
@@ -287,6 +294,8 @@ class Target:
         self.cleanup_log: list[str] = []
         self._placement: Placement | None = None
         self._closed = False
+        self._collectors: dict[int, Any] = {}
+        self._nfc: NfcClient | None = None
 
     # -- connection ---------------------------------------------------------
 
@@ -324,6 +333,43 @@ class Target:
     def nfc_client(self, **kwargs: Any) -> NfcClient:
         """A transfer client trusting what SOAP trusts, with ``*`` mapped to our host."""
         return NfcClient(self.ssl_context, self.nfc_host, **kwargs)
+
+    @property
+    def nfc(self) -> NfcClient:
+        """The shared transfer client (thread-safe, keep-alive per host), closed with the target."""
+        with self._lock:
+            if self._nfc is None:
+                self._nfc = self.nfc_client()
+            return self._nfc
+
+    def property_collector(self, stub: Any | None = None) -> Any:
+        """The property collector of the session ``stub`` belongs to (ours by default)."""
+        if stub is None or stub is self.si._stub:
+            return self.content.propertyCollector
+        key = id(stub)
+        if key not in self._collectors:
+            from pyVmomi import vim
+
+            self._collectors[key] = vim.ServiceInstance("ServiceInstance", stub).RetrieveContent().propertyCollector
+        return self._collectors[key]
+
+    def properties(self, obj: Any, paths: list[str]) -> dict[str, Any]:
+        """Several properties of one object in one RetrievePropertiesEx; unset ones are absent.
+
+        pyVmomi 9 reads each attribute with ``Fetch``, one round trip each, and
+        vcsim 0.24 drops the connection when ``Fetch`` meets an unset property.
+        """
+        from pyVmomi import vmodl
+
+        pc = vmodl.query.PropertyCollector
+        spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=obj, skip=False)],
+                             propSet=[pc.PropertySpec(type=type(obj), pathSet=paths)])
+        result = self.property_collector(obj._stub).RetrievePropertiesEx([spec], pc.RetrieveOptions())
+        values: dict[str, Any] = {}
+        for content in (result.objects if result is not None else None) or []:
+            for prop in content.propSet or []:
+                values[prop.name] = prop.val
+        return values
 
     def run_info(self) -> dict[str, Any]:
         """The target part of a report's ``run_info`` (no secrets)."""
@@ -400,6 +446,126 @@ class Target:
         found = self._all(root, vimtype)
         return found[0] if found else None
 
+    # -- inventory helpers ----------------------------------------------------
+
+    def find_entity(self, ref: Any, vimtype: type) -> Any:
+        """A managed object from an object, a moid (``vm-42``), an inventory path or a name."""
+        if not isinstance(ref, str):
+            return ref
+        if "/" in ref:
+            found = self.content.searchIndex.FindByInventoryPath(ref.lstrip("/"))
+            if isinstance(found, vimtype):
+                return found
+            raise LookupError(f"{self.display_url}: no {vimtype.__name__} at {ref!r}")
+        for obj in self._all(self.content.rootFolder, vimtype):
+            if obj._moId == ref:
+                return obj
+        for obj in self._all(self.content.rootFolder, vimtype):
+            if obj.name == ref:
+                return obj
+        raise LookupError(f"{self.display_url}: no {vimtype.__name__} named {ref!r}")
+
+    def _require_owned(self, what: str) -> None:
+        if self.spec.kind == "url":
+            raise ValueError(f"{self.display_url}: name the {what} to export; the suite does not pick "
+                             "one of a real server's own")
+
+    def default_export_vm(self, prefer_snapshot: bool = False) -> Any:
+        """A VM of the simulator's inventory, powered off if any is (not one the suite imported)."""
+        from pyVmomi import vim
+
+        self._require_owned("VM")
+        dc = self.placement.datacenter
+        in_vapps = {vm._moId for vapp in self._all(dc, vim.VirtualApp) for vm in (vapp.vm or [])}
+        candidates = [vm for vm in self._all(dc, vim.VirtualMachine)
+                      if vm._moId not in in_vapps and not vm.name.startswith("nfclease-")]
+        powered_off = [vm for vm in candidates if vm.runtime.powerState == "poweredOff"]
+        if prefer_snapshot:
+            with_snapshot = [vm for vm in powered_off if self.properties(vm, ["snapshot"]).get("snapshot")]
+            if with_snapshot:
+                return with_snapshot[0]
+        if powered_off:
+            return powered_off[0]
+        if not candidates:  # a powered-on one lets the server say what it thinks (InvalidPowerState)
+            raise LookupError(f"{self.display_url}: no VM to export")
+        return candidates[0]
+
+    def default_export_vapp(self) -> Any:
+        from pyVmomi import vim
+
+        self._require_owned("vApp")
+        vapp = self._first(self.placement.datacenter, vim.VirtualApp)
+        if vapp is None:
+            raise LookupError(f"{self.display_url}: no vApp to export")
+        return vapp
+
+    def relocate_spec(self, vm: Any) -> Any:
+        """A RelocateSpec moving ``vm`` to another host of its cluster, or in place."""
+        from pyVmomi import vim
+
+        current = vm.runtime.host
+        hosts = list(getattr(getattr(current, "parent", None), "host", None) or [])
+        others = [h for h in hosts if h._moId != getattr(current, "_moId", None)]
+        if others:
+            return vim.vm.RelocateSpec(host=others[0])
+        return vim.vm.RelocateSpec()
+
+    # -- tasks of leases --------------------------------------------------------
+
+    def recent_task_ids(self) -> set[str]:
+        """Moids in ``TaskManager.recentTask`` (to spot the task an Import/Export starts)."""
+        try:
+            return {t._moId for t in self.content.taskManager.recentTask or []}
+        except Exception:
+            return set()
+
+    def find_new_task(self, before: set[str], *, entity_name: str | None = None,
+                      entity_moid: str | None = None, kind: str | None = None) -> Any | None:
+        """The import/export task that appeared since ``before``, if the target shows one.
+
+        Matched by description (``...Import...``/``...Export...``) and the
+        entity, so concurrent sessions do not take each other's task.
+        """
+        try:
+            fresh = [t for t in self.content.taskManager.recentTask or [] if t._moId not in before]
+        except Exception:
+            return None
+        return self._pick_task(fresh, entity_name=entity_name, entity_moid=entity_moid, kind=kind)
+
+    def find_lease_task(self, entity: Any, kind: str | None = None) -> Any | None:
+        """The running or ended import/export task about ``entity`` among the recent tasks."""
+        if entity is None:
+            return None
+        try:
+            tasks = list(self.content.taskManager.recentTask or [])
+        except Exception:
+            return None
+        return self._pick_task(tasks, entity_moid=entity._moId, kind=kind)
+
+    def _pick_task(self, tasks: list[Any], *, entity_name: str | None = None, entity_moid: str | None = None,
+                   kind: str | None = None) -> Any | None:
+        words = ("import",) if kind == "import" else ("export",) if kind and kind.startswith("export") else (
+            "import", "export")
+        matches = []
+        for task in tasks:
+            try:
+                info = self.task_info(task)
+            except Exception:
+                continue
+            description = (info.descriptionId or "").lower()
+            if not any(w in description for w in words):
+                continue
+            score = 0
+            if entity_name and info.entityName == entity_name:
+                score = 2
+            elif entity_moid and getattr(info.entity, "_moId", None) == entity_moid:
+                score = 2
+            matches.append((score, task))
+        best = [t for s, t in matches if s == 2]
+        if best:
+            return best[-1]
+        return matches[-1][1] if len(matches) == 1 else None
+
     # -- cleanup registry ----------------------------------------------------
 
     def register_lease(self, lease: Any) -> None:
@@ -458,6 +624,8 @@ class Target:
             for entity in entities.values():
                 self._destroy(entity)
         finally:
+            if self._nfc is not None:
+                self._nfc.close()
             for si in [*sessions, self.si]:
                 with contextlib.suppress(Exception):
                     si.content.sessionManager.Logout()
@@ -538,16 +706,32 @@ class Target:
 
     # -- tasks ----------------------------------------------------------------
 
+    def task_info(self, task: Any) -> Any:
+        """``task.info``, or its state/error/result alone when pyVmomi cannot read the whole.
+
+        vcsim 0.24 names a snapshot as a task's entity, which pyVmomi's type
+        check refuses (TypeError) when it deserialises the TaskInfo.
+        """
+        try:
+            return task.info
+        except TypeError:
+            from pyVmomi import vim
+
+            values = self.properties(task, ["info.state", "info.error", "info.result", "info.descriptionId"])
+            return vim.TaskInfo(key=task._moId, task=task, state=values.get("info.state"),
+                                error=values.get("info.error"), result=values.get("info.result"),
+                                descriptionId=values.get("info.descriptionId"))
+
     def wait_task(self, task: Any, timeout: float | None = None, poll: float = 0.05) -> Any:
         """Poll a task until it ends (bounded); returns its ``TaskInfo`` (success or error)."""
         deadline = time.monotonic() + (self.task_timeout if timeout is None else timeout)
         delay = poll
         while True:
-            info = task.info
+            info = self.task_info(task)
             if info.state in ("success", "error"):
                 return info
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"task {task._moId} still {info.state} after {timeout or self.task_timeout:g} s")
+                raise WaitTimeout(f"task {task._moId} still {info.state} after {timeout or self.task_timeout:g} s")
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
@@ -624,6 +808,6 @@ def with_placement(spec: TargetSpec, **overrides: str | None) -> TargetSpec:
 
 
 __all__ = [
-    "About", "Placement", "Target", "TargetSpec", "api_tuple", "make_ssl_context", "normalize_thumbprint",
+    "About", "Placement", "Target", "TargetSpec", "WaitTimeout", "api_tuple", "make_ssl_context", "normalize_thumbprint",
     "open_target", "redact_url", "with_placement",
 ]

@@ -1,0 +1,857 @@
+"""One lease and every call on it, each recorded as exactly one :class:`Event`.
+
+A :class:`LeaseSession` is made by :func:`acquire_import`,
+:func:`acquire_export_vm`, :func:`acquire_export_vapp` or
+:func:`acquire_export_snapshot` (or :meth:`LeaseSession.attach` for a
+reference the suite did not acquire: stale, bogus, another session's). Its
+methods are the vocabulary of DEVELOPERS.md: ``Read``, ``WaitReady``,
+``Progress``, ``Complete``, ``Abort``, ``GetManifest``,
+``SetManifestChecksumType``, ``PullFromUrls``, ``Upload``, ``Download``,
+``TaskInfo``, ``PowerOn``, ``Destroy``, ``Relocate``, ``Sleep``.
+
+**Raise or record: one design.** Every method returns its result (the pyVmomi
+object, a :class:`TransferResult`, a ``TaskInfo``; ``read``/``wait_ready``
+return the ``Read`` value) or raises what the call raised -- *after* emitting
+its event either way. Callers that want the outcome as data instead wrap the
+call in :func:`attempt`::
+
+    tried = attempt(session.complete)          # never raises for the call's own failure
+    tried.event.outcome, tried.event.fault     # "fail", "vim.fault.InvalidState"
+    tried = attempt(acquire_import, target, stream, disks=[1 << 20])
+    session = tried.result                     # None when Acquire failed
+
+**Outcomes and faults.** ``ok`` with a JSON-able value; ``fail`` with
+``fault`` = ``type(exc).__name__`` for a vSphere fault
+(``vim.fault.InvalidState``), ``http.<status>`` for an NFC refusal,
+``net.<Exception>`` for a connection that failed before anything was sent;
+``info`` when the outcome is unknown: ``net.<Exception>`` for a transport
+error after the request went out, ``client.<Exception>`` for a failure on
+the client's side (``client.WaitTimeout`` when ``wait_ready`` or a task wait
+ran out of time, ``client.NoTask`` when the target exposes no import/export
+task for the lease, ``client.NoDeviceUrl`` when a transfer names a device the
+lease never listed). Calls whose result is a *task* (``PullFromUrls``,
+``PowerOn``, ``Destroy``, ``Relocate``) are ``ok`` once the task ended, with
+the task's ``{state, error}`` as the value: a refusal raised by the method
+itself is a ``fail``, one reported through the task is in the value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import http.client
+import itertools
+import ssl
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
+
+from nfclease.events import Event, EventStream, Outcome
+from nfclease.ovf import OvfDiskItem, OvfFileItem, OvfPackage, build_import_ovf, unique_name
+from nfclease.target import Target, WaitTimeout
+from nfclease.transfer import NfcClient, NfcHttpError, NfcTransportError, TransferResult
+
+T = TypeVar("T")
+Kind = Literal["import", "export-vm", "export-vapp", "export-snapshot"]
+UploadVariant = Literal["whole", "truncated", "garbage"]
+PullVariant = Literal["good", "short", "unreachable"]
+
+DEFAULT_FILE_SIZE = 8192  # an nvram is about this size
+GARBAGE_LIMIT = 1 << 20
+MESSAGE_LIMIT = 500
+
+
+class NoTask(LookupError):
+    """The target shows no import/export task for this lease (vcsim has none)."""
+
+
+class NoDeviceUrl(LookupError):
+    """A transfer named a device this lease never listed in ``info.deviceUrl``."""
+
+
+# -- handles and the record ------------------------------------------------------
+
+_handles: "weakref.WeakKeyDictionary[EventStream, Iterator[int]]" = weakref.WeakKeyDictionary()
+_handles_lock = threading.Lock()
+_last = threading.local()
+
+
+def next_handle(stream: EventStream) -> str:
+    """``L1``, ``L2``, ... counted per event stream (one run, one numbering)."""
+    with _handles_lock:
+        counter = _handles.get(stream)
+        if counter is None:
+            counter = _handles[stream] = itertools.count(1)
+        return f"L{next(counter)}"
+
+
+def classify(exc: BaseException) -> tuple[Outcome, str, str]:
+    """``(outcome, fault, message)`` for an exception raised by a call (see the module doc)."""
+    from pyVmomi import vmodl
+
+    if isinstance(exc, vmodl.MethodFault):
+        return "fail", type(exc).__name__, _fault_message(exc)
+    if isinstance(exc, NfcHttpError):
+        return "fail", f"http.{exc.status}", exc.message
+    if isinstance(exc, NfcTransportError):
+        return ("info" if exc.request_sent else "fail"), exc.fault, str(exc.cause)
+    if isinstance(exc, (ssl.SSLCertVerificationError, ConnectionRefusedError)):
+        return "fail", f"net.{type(exc).__name__}", str(exc)
+    if isinstance(exc, (OSError, http.client.HTTPException)):
+        return "info", f"net.{type(exc).__name__}", str(exc) or type(exc).__name__
+    return "info", f"client.{type(exc).__name__}", str(exc) or type(exc).__name__
+
+
+def _fault_message(fault: Any) -> str:
+    text = getattr(fault, "msg", None)
+    if not text:
+        messages = [m.message for m in (getattr(fault, "faultMessage", None) or []) if getattr(m, "message", None)]
+        text = "; ".join(messages)
+    return (text or type(fault).__name__)[:MESSAGE_LIMIT]
+
+
+@dataclass
+class Attempt:
+    """A call's event and its result (or the exception), from :func:`attempt`."""
+
+    event: Event
+    result: Any = None
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.event.outcome == "ok"
+
+
+def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Attempt:
+    """Run one session call and return its :class:`Attempt` instead of raising.
+
+    Exceptions that did not come from a recorded call (a bug, a bad argument
+    caught before anything was sent) still propagate: only the call's own
+    outcome becomes data.
+    """
+    _last.event = None
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:
+        event = getattr(_last, "event", None)
+        if event is None:
+            raise
+        return Attempt(event, None, exc)
+    event = getattr(_last, "event", None)
+    if event is None:
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)!r} emitted no event: not a session call")
+    return Attempt(event, result, None)
+
+
+def _record(stream: EventStream, lease: str | None, call: str, args: dict[str, Any],
+            fn: Callable[[], T], summarize: Callable[[T], Any] = lambda _r: None) -> T:
+    """Run ``fn`` as one call: time it, classify it, emit exactly one event."""
+    start = time.monotonic()
+    try:
+        result = fn()
+    except BaseException as exc:
+        end = time.monotonic()
+        outcome, fault, message = classify(exc)
+        _last.event = stream.emit(Event(call=call, lease=lease, args=args, outcome=outcome, value=None,
+                                        fault=fault, message=message[:MESSAGE_LIMIT], start=start, end=end))
+        raise
+    end = time.monotonic()
+    message = None
+    try:
+        value = jsonable(summarize(result))
+    except Exception as exc:  # the call succeeded; only our summary of it did not
+        value, message = None, f"no summary: {type(exc).__name__}: {exc}"[:MESSAGE_LIMIT]
+    _last.event = stream.emit(Event(call=call, lease=lease, args=args, outcome="ok", value=value,
+                                    message=message, start=start, end=end))
+    return result
+
+
+# -- JSON-able summaries ----------------------------------------------------------
+
+def moid(obj: Any) -> str | None:
+    return getattr(obj, "_moId", None) if obj is not None else None
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types only: managed objects become their moid, times ISO text."""
+    from pyVmomi import VmomiSupport
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, VmomiSupport.ManagedObject):
+        return value._moId
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def fault_summary(localized: Any) -> dict[str, Any] | None:
+    """``{fault, message}`` of a LocalizedMethodFault (a lease's or a task's error)."""
+    if localized is None:
+        return None
+    fault = getattr(localized, "fault", localized)
+    message = getattr(localized, "localizedMessage", None) or _fault_message(fault)
+    return {"fault": type(fault).__name__ if fault is not None else None, "message": message}
+
+
+def task_summary(info: Any) -> dict[str, Any]:
+    return {"state": str(info.state), "error": fault_summary(info.error)}
+
+
+def device_summary(url: Any) -> dict[str, Any]:
+    return {"key": url.key, "importKey": getattr(url, "importKey", None), "url": url.url,
+            "sslThumbprint": getattr(url, "sslThumbprint", None), "disk": getattr(url, "disk", None),
+            "fileSize": getattr(url, "fileSize", None)}
+
+
+def info_summary(info: Any) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    return {"leaseTimeout": info.leaseTimeout, "entity": moid(info.entity),
+            "totalDiskCapacityInKB": info.totalDiskCapacityInKB,
+            "deviceUrl": [device_summary(u) for u in (info.deviceUrl or [])]}
+
+
+def manifest_summary(entries: Iterable[Any] | None) -> list[dict[str, Any]]:
+    return [{"key": e.key, "sha1": e.sha1, "size": e.size, "disk": e.disk,
+             "checksum": getattr(e, "checksum", None), "checksumType": getattr(e, "checksumType", None)}
+            for e in (entries or [])]
+
+
+# -- content for uploads -----------------------------------------------------------
+
+def pattern_bytes(seed: str, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Deterministic, incompressible bytes for a non-disk file, generated in chunks."""
+    for index, offset in enumerate(range(0, size, chunk)):
+        n = min(chunk, size - offset)
+        yield hashlib.shake_256(f"nfclease-file\0{seed}\0{index}".encode()).digest(n)
+
+
+def garbage_bytes(seed: str, size: int) -> bytes:
+    """Seeded bytes that are certainly not a VMDK (no ``KDMV`` magic), at most 1 MiB."""
+    data = bytearray(hashlib.shake_256(f"nfclease-garbage\0{seed}".encode()).digest(max(1, min(size, GARBAGE_LIMIT))))
+    if data[:4] == b"KDMV":
+        data[0] ^= 0xFF
+    return bytes(data)
+
+
+def _prefix(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """The first ``limit`` bytes of a chunk stream (a truncated upload)."""
+    left = limit
+    for chunk in chunks:
+        if left <= 0:
+            return
+        piece = chunk[:left]
+        left -= len(piece)
+        yield piece
+
+
+# -- the session ---------------------------------------------------------------------
+
+class LeaseSession:
+    """One lease: its calls, each an event; transfers through an :class:`NfcClient`."""
+
+    def __init__(self, target: Target, stream: EventStream, lease: Any, *, kind: Kind | None,
+                 handle: str | None = None, entity: Any | None = None, task: Any | None = None,
+                 covered: Sequence[Any] = (), package: OvfPackage | None = None,
+                 import_items: Mapping[str, OvfDiskItem | OvfFileItem] | None = None,
+                 pattern: str = "random", nfc: NfcClient | None = None) -> None:
+        self.target = target
+        self.stream = stream
+        self.lease = lease
+        self.kind = kind
+        self.handle = handle or next_handle(stream)
+        self.entity = entity
+        self.task = task
+        self.covered: list[Any] = list(covered)
+        self.package = package
+        self.import_items: dict[str, OvfDiskItem | OvfFileItem] = dict(import_items or {})
+        self.pattern = pattern
+        self.nfc = nfc or target.nfc
+        self.info: Any = None  # the last HttpNfcLeaseInfo seen (kept: transfers after release use it)
+        self.state: str | None = None
+        self.uploaded: dict[str, TransferResult] = {}
+        self.downloaded: dict[str, TransferResult] = {}
+        self._bytes_done = 0
+        self._bytes_expected = 0
+        self._counter_lock = threading.Lock()
+
+    @classmethod
+    def attach(cls, target: Target, stream: EventStream, lease: Any | str, *, kind: Kind | None = None,
+               si: Any | None = None) -> "LeaseSession":
+        """A session on a reference the suite did not acquire here (stale, bogus, other session).
+
+        No ``Acquire`` event: the reference is what is under test.
+        """
+        ref = target.lease_ref(lease, si) if isinstance(lease, str) else lease
+        return cls(target, stream, ref, kind=kind)
+
+    # -- recording -------------------------------------------------------------
+
+    def _call(self, call: str, args: dict[str, Any], fn: Callable[[], T],
+              summarize: Callable[[T], Any] = lambda _r: None) -> T:
+        return _record(self.stream, self.handle, call, args, fn, summarize)
+
+    def attempt(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Attempt:
+        """:func:`attempt` as a method, for symmetry."""
+        return attempt(fn, *args, **kwargs)
+
+    @property
+    def moid(self) -> str:
+        return self.lease._moId
+
+    # -- reading -------------------------------------------------------------
+
+    def _properties(self) -> list[str]:
+        names = ["state", "initializeProgress", "error", "info"]
+        if self.target.api_at_least("6.7"):
+            names += ["transferProgress", "mode", "capabilities"]
+        return names
+
+    def _fetch(self) -> dict[str, Any]:
+        """All lease properties in one RetrievePropertiesEx (pyVmomi 9 would Fetch each)."""
+        from pyVmomi import vim, vmodl
+
+        pc = vmodl.query.PropertyCollector
+        collector = self.target.property_collector(self.lease._stub)
+        spec = pc.FilterSpec(objectSet=[pc.ObjectSpec(obj=self.lease, skip=False)],
+                             propSet=[pc.PropertySpec(type=vim.HttpNfcLease, pathSet=self._properties())])
+        result = collector.RetrievePropertiesEx([spec], pc.RetrieveOptions())
+        objects = result.objects if result is not None else None
+        if not objects:
+            raise vmodl.fault.ManagedObjectNotFound(
+                obj=self.lease, msg=f"{self.lease._moId}: the property collector returned nothing for it")
+        content = objects[0]
+        for missing in content.missingSet or []:
+            raise missing.fault
+        values = {p.name: p.val for p in content.propSet or []}
+        self.state = str(values.get("state")) if values.get("state") is not None else None
+        if values.get("info") is not None:
+            self.info = values["info"]
+            self._note_entity(self.info.entity)
+        return values
+
+    def _summarize(self, values: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "state": str(values.get("state")) if values.get("state") is not None else None,
+            "initializeProgress": values.get("initializeProgress"),
+            "error": fault_summary(values.get("error")),
+            "info": info_summary(values.get("info")),
+        }
+        if "transferProgress" in values:
+            out["transferProgress"] = values["transferProgress"]
+        if "mode" in values:
+            out["mode"] = values["mode"]
+        if "capabilities" in values:
+            caps = values["capabilities"]
+            out["capabilities"] = None if caps is None else {
+                "pullModeSupported": caps.pullModeSupported, "corsSupported": caps.corsSupported}
+        return out
+
+    def _note_entity(self, entity: Any) -> None:
+        if entity is None:
+            return
+        if self.entity is None:
+            self.entity = entity
+        if self.kind == "import":
+            self.target.register_entity(entity, self.package.name if self.package else None)
+            if not self.covered:
+                self.covered = _vms_of(entity)
+
+    def read(self) -> dict[str, Any]:
+        """``Read``: state, progress, error, info, (6.7) transferProgress/mode/capabilities."""
+        values = self._call("Read", {}, self._fetch, self._summarize)
+        return self._summarize(values)
+
+    def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
+        """``WaitReady``: poll until the state leaves ``initializing`` (ready *or* error).
+
+        Never loops forever on a lease that went to error (a common client
+        defect); raises :class:`WaitTimeout` (outcome ``info``) after ``timeout``.
+        """
+        def wait() -> dict[str, Any]:
+            deadline = time.monotonic() + timeout
+            delay = 0.02
+            while True:
+                values = self._fetch()
+                if str(values.get("state")) != "initializing":
+                    return values
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout(f"lease {self.lease._moId} still initializing after {timeout:g} s")
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 1.5, 0.25)
+
+        values = self._call("WaitReady", {"timeout": timeout}, wait, self._summarize)
+        return self._summarize(values)
+
+    # -- lease methods -----------------------------------------------------------
+
+    def progress(self, percent: int) -> None:
+        """``Progress``: renew the lease and report percent (out-of-range values are sent as given)."""
+        self._call("Progress", {"percent": percent}, lambda: self.lease.HttpNfcLeaseProgress(percent=percent))
+
+    def complete(self) -> None:
+        """``Complete``: done; the import/export task succeeds."""
+        self._call("Complete", {}, lambda: self.lease.HttpNfcLeaseComplete())
+
+    def abort(self, fault: str | Any | None = None) -> None:
+        """``Abort``: error; ``fault`` (a vmodl type name or a MethodFault) should reach the task."""
+        fault_obj = _make_fault(fault)
+        name = type(fault_obj).__name__ if fault_obj is not None else None
+        self._call("Abort", {"fault": name}, lambda: self.lease.HttpNfcLeaseAbort(fault=fault_obj))
+
+    def get_manifest(self) -> list[Any]:
+        """``GetManifest`` (4.1): one entry per device with size and sha1 (6.7: checksum)."""
+        return self._call("GetManifest", {}, lambda: list(self.lease.HttpNfcLeaseGetManifest() or []),
+                          manifest_summary)
+
+    def set_manifest_checksum_type(self, mapping: Mapping[str, str]) -> None:
+        """``SetManifestChecksumType`` (6.7): ``{deviceUrl key: "sha1"|"sha256"}``."""
+        from pyVmomi import vim
+
+        pairs = [vim.KeyValue(key=k, value=v) for k, v in mapping.items()]
+        self._call("SetManifestChecksumType", {"mapping": dict(mapping)},
+                   lambda: self.lease.HttpNfcLeaseSetManifestChecksumType(deviceUrlsToChecksumTypes=pairs))
+
+    def pull_from_urls(self, files: Sequence[Mapping[str, Any] | Any], variant: PullVariant = "good",
+                       timeout: float | None = None) -> Any:
+        """``PullFromUrls`` (6.7): start the pull task and wait (bounded) until it ends.
+
+        ``files`` are ``{targetDeviceId, url, create, [sslThumbprint, httpHeaders,
+        size, memberName]}`` dicts or ``HttpNfcLease.SourceFile`` objects;
+        ``variant`` only labels the intent for the model. Returns the TaskInfo.
+        """
+        sources = [_source_file(f) for f in files]
+        recorded = [{"targetDeviceId": s.targetDeviceId, "url": s.url, "create": s.create} for s in sources]
+
+        def pull() -> Any:
+            task = self.lease.HttpNfcLeasePullFromUrls_Task(files=sources)
+            return self.target.wait_task(task, timeout)
+
+        return self._call("PullFromUrls", {"files": recorded, "variant": variant}, pull, task_summary)
+
+    def task_info(self) -> Any:
+        """``TaskInfo``: the lease's import/export task (``client.NoTask`` if the target has none)."""
+        def info() -> Any:
+            if self.task is None:
+                self.task = self.target.find_lease_task(self.entity, kind=self.kind)
+            if self.task is None:
+                raise NoTask(f"no import/export task found for lease {self.lease._moId}")
+            return self.target.task_info(self.task)
+
+        return self._call("TaskInfo", {}, info, lambda i: {**task_summary(i), "result": jsonable(i.result)})
+
+    # -- blocked operations on the covered VM ---------------------------------
+
+    def covered_vm(self) -> Any:
+        if not self.covered and self.entity is not None:
+            self.covered = _vms_of(self.entity)
+        if not self.covered:
+            raise NoDeviceUrl("the lease covers no VM known yet (read it once it is ready)")
+        return self.covered[0]
+
+    def _vm_task(self, call: str, vm: Any | None, start: Callable[[Any], Any]) -> Any:
+        target_vm = vm if vm is not None else (self.covered[0] if self.covered else None)
+        args = {"vm": moid(target_vm)}
+
+        def run() -> Any:
+            chosen = target_vm if target_vm is not None else self.covered_vm()
+            args["vm"] = moid(chosen)
+            return self.target.wait_task(start(chosen))
+
+        return self._call(call, args, run, task_summary)
+
+    def power_on(self, vm: Any | None = None) -> Any:
+        """``PowerOn`` of the covered VM: refused while the lease is held."""
+        return self._vm_task("PowerOn", vm, lambda v: v.PowerOnVM_Task())
+
+    def destroy(self, vm: Any | None = None) -> Any:
+        """``Destroy`` of the covered VM: refused while the lease is held."""
+        info = self._vm_task("Destroy", vm, lambda v: v.Destroy_Task())
+        if str(info.state) == "success":
+            self.target.forget_entity(vm if vm is not None else self.covered_vm())
+        return info
+
+    def relocate(self, vm: Any | None = None) -> Any:
+        """``Relocate`` (migrate) of the covered VM to another host when there is one."""
+        return self._vm_task("Relocate", vm, lambda v: v.RelocateVM_Task(spec=self.target.relocate_spec(v)))
+
+    def sleep(self, seconds: float) -> None:
+        """``Sleep``: wait on purpose (for expiry); recorded, since the times matter."""
+        self._call("Sleep", {"seconds": seconds}, lambda: time.sleep(seconds))
+
+    # -- transfers -----------------------------------------------------------------
+
+    def device_urls(self) -> list[Any]:
+        """Device URLs from the last info seen (read once if none was seen yet)."""
+        if self.info is None:
+            self._fetch()
+        return list(self.info.deviceUrl or []) if self.info is not None else []
+
+    def device(self, device: int | str | Any) -> Any:
+        """A DeviceUrl by index, ``key``, ``importKey``, or the object itself."""
+        if not isinstance(device, (int, str)):
+            return device
+        urls = self.device_urls()
+        if isinstance(device, int):
+            if 0 <= device < len(urls):
+                return urls[device]
+        else:
+            for url in urls:
+                if device in (url.key, getattr(url, "importKey", None)):
+                    return url
+        raise NoDeviceUrl(f"lease {self.lease._moId} lists no device {device!r}")
+
+    def _is_disk(self, url: Any) -> bool:
+        item = self.import_items.get(getattr(url, "importKey", None) or "")
+        if item is not None:
+            return isinstance(item, OvfDiskItem)
+        disk = getattr(url, "disk", None)
+        if disk is not None:
+            return bool(disk)
+        return getattr(url, "fileSize", None) is None
+
+    def upload_body(self, url: Any, variant: UploadVariant = "whole") -> tuple[Any, int]:
+        """The body and its length for an upload variant to ``url``.
+
+        whole: the disk as a streamOptimized VMDK of the session's content
+        pattern (or the file's bytes); truncated: the first half of that;
+        garbage: seeded bytes that are no VMDK (at most 1 MiB).
+        """
+        from nfclease.vmdk import ContentPattern, StreamOptimizedDisk
+
+        item = self.import_items.get(getattr(url, "importKey", None) or "")
+        seed = f"{self.package.name if self.package else self.moid}:{url.key}"
+        if self._is_disk(url):
+            capacity = item.capacity if isinstance(item, OvfDiskItem) else 1 << 20
+            disk = StreamOptimizedDisk(capacity, ContentPattern(self.pattern, seed))
+            chunks: Iterable[bytes] = disk
+            size = disk.size
+        else:
+            size = item.size if isinstance(item, OvfFileItem) else (getattr(url, "fileSize", None) or DEFAULT_FILE_SIZE)
+            chunks = pattern_bytes(seed, size)
+        if variant == "whole":
+            return chunks, size
+        if variant == "truncated":
+            cut = max(1, size // 2) if size > 1 else 0
+            return _prefix(chunks, cut), cut
+        if variant == "garbage":
+            data = garbage_bytes(seed, size)
+            return data, len(data)
+        raise ValueError(f"unknown upload variant {variant!r}")
+
+    def expected_bytes(self) -> int:
+        """What whole uploads of every device add up to (for progress percent)."""
+        if not self._bytes_expected:
+            self._bytes_expected = sum(self.upload_body(u)[1] for u in self.device_urls())
+        return self._bytes_expected
+
+    def transfer_percent(self) -> int:
+        """Bytes moved so far as 0-100 (multiplied first: no stuck-at-0 integer division).
+
+        Imports count against the whole uploads' size; exports against the
+        disks' capacity (a compressed stream is smaller, so this never passes 100).
+        """
+        if self._bytes_expected <= 0 and self.info is not None:
+            if self.kind == "import":
+                self.expected_bytes()
+            else:
+                self._bytes_expected = (self.info.totalDiskCapacityInKB or 0) * 1024
+        total = self._bytes_expected
+        if total <= 0:
+            return 0
+        return max(0, min(100, self._bytes_done * 100 // total))
+
+    def _count(self, n: int) -> None:
+        with self._counter_lock:
+            self._bytes_done += n
+
+    def upload(self, device: int | str | Any = 0, variant: UploadVariant = "whole", *,
+               body: Any | None = None, length: int | None = None,
+               expect_continue: bool | None = None) -> TransferResult:
+        """``Upload``: POST a disk (streamVmdk) or PUT a file (Overwrite: t) to the device URL.
+
+        ``body``/``length`` replace the generated content. Returns the
+        :class:`TransferResult` (sha1 of exactly what was sent).
+        """
+        args: dict[str, Any] = {"device": device if isinstance(device, (int, str)) else getattr(device, "key", None),
+                                "variant": variant, "size": length}
+
+        def send() -> TransferResult:
+            url = self.device(device)
+            args["device"] = url.key
+            payload, size = (body, length) if body is not None else self.upload_body(url, variant)
+            if size is None:
+                raise ValueError("an explicit body needs its length")
+            args["size"] = size
+            sender = self.nfc.upload_disk if self._is_disk(url) else self.nfc.upload_file
+            result = sender(url.url, payload, size, expect_continue=expect_continue, on_bytes=self._count)
+            self.uploaded[url.key] = result
+            return result
+
+        return self._call("Upload", args, send, TransferResult.summary)
+
+    def upload_all(self, variant: UploadVariant = "whole") -> list[TransferResult]:
+        """Upload every device of the lease (one ``Upload`` event each)."""
+        self.expected_bytes()
+        return [self.upload(url, variant) for url in self.device_urls()]
+
+    def download(self, device: int | str | Any = 0, *, sha256: bool = False,
+                 sink: Callable[[bytes], Any] | None = None) -> TransferResult:
+        """``Download``: GET the device URL, hashing as it streams (never held whole)."""
+        args: dict[str, Any] = {"device": device if isinstance(device, (int, str)) else getattr(device, "key", None)}
+
+        def fetch() -> TransferResult:
+            url = self.device(device)
+            args["device"] = url.key
+            result = self.nfc.download(url.url, sha256=sha256, sink=sink, on_bytes=self._count)
+            self.downloaded[url.key] = result
+            return result
+
+        return self._call("Download", args, fetch, TransferResult.summary)
+
+    # -- keepalive ---------------------------------------------------------------
+
+    def keep_alive(self, interval: float = 2.0, percent: int | Callable[[], int] | None = None,
+                   max_seconds: float = 3600.0) -> "KeepAlive":
+        """A started :class:`KeepAlive` (use it as a context manager)."""
+        return KeepAlive(self, interval, percent, max_seconds).start()
+
+    def __repr__(self) -> str:
+        return f"<LeaseSession {self.handle} {self.kind} {self.lease._moId}>"
+
+
+class KeepAlive:
+    """Progress every ``interval`` seconds in a thread, stopping for good on the first error.
+
+    As govmomi's lease updater does: the current percent is sent even when
+    unchanged (default: the session's bytes moved over bytes expected).
+    Bounded by ``max_seconds``. ``error`` holds what stopped it, if anything.
+    """
+
+    def __init__(self, session: LeaseSession, interval: float = 2.0,
+                 percent: int | Callable[[], int] | None = None, max_seconds: float = 3600.0) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.session = session
+        self.interval = interval
+        self.percent = percent
+        self.max_seconds = max_seconds
+        self.calls = 0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _percent(self) -> int:
+        if self.percent is None:
+            return self.session.transfer_percent()
+        return self.percent() if callable(self.percent) else self.percent
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.wait(self.interval):
+            if time.monotonic() >= deadline:
+                return
+            try:
+                self.session.progress(self._percent())
+                self.calls += 1
+            except Exception as exc:  # recorded as an event already; stop like govmomi
+                self.error = exc
+                return
+
+    def start(self) -> "KeepAlive":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"keepalive-{self.session.handle}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop and wait for an in-flight Progress to finish (bounded)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> "KeepAlive":
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+# -- acquiring -------------------------------------------------------------------------
+
+def _make_fault(fault: str | Any | None) -> Any:
+    if fault is None or not isinstance(fault, str):
+        return fault
+    from pyVmomi import VmomiSupport
+
+    names = [fault] if "." in fault else [f"vim.fault.{fault}", f"vmodl.fault.{fault}"]
+    for name in names:
+        try:
+            cls = VmomiSupport.GetVmodlType(name)
+        except KeyError:
+            continue
+        return cls(msg=f"aborted by nfclease ({name})")
+    raise ValueError(f"no vmodl fault type {fault!r}")
+
+
+def _source_file(spec: Mapping[str, Any] | Any) -> Any:
+    from pyVmomi import vim
+
+    if not isinstance(spec, Mapping):
+        return spec
+    fields = dict(spec)
+    headers = fields.pop("httpHeaders", None)
+    if isinstance(headers, Mapping):
+        fields["httpHeaders"] = [vim.KeyValue(key=k, value=v) for k, v in headers.items()]
+    elif headers is not None:
+        fields["httpHeaders"] = headers
+    return vim.HttpNfcLease.SourceFile(**fields)
+
+
+def _vms_of(entity: Any) -> list[Any]:
+    from pyVmomi import vim
+
+    if isinstance(entity, vim.VirtualMachine):
+        return [entity]
+    try:
+        return list(getattr(entity, "vm", None) or [])
+    except Exception:
+        return []
+
+
+def acquire_import(target: Target, stream: EventStream, disks: Sequence[int] = (1 << 20,),
+                   files: int | Sequence[int] = 0, *, name: str | None = None, pattern: str = "random",
+                   file_kind: Literal["nvram", "iso"] = "nvram", nfc: NfcClient | None = None) -> LeaseSession:
+    """``Acquire`` (import): CreateImportSpec + ImportVApp for a VM with these disks and files.
+
+    ``disks`` are capacities in bytes; ``files`` a count of 8 KiB files or
+    their sizes. The VM is registered for removal when the target closes.
+    """
+    sizes = [DEFAULT_FILE_SIZE] * files if isinstance(files, int) else list(files)
+    package = build_import_ovf(list(disks), sizes, name=name or unique_name(), file_kind=file_kind)
+    handle = next_handle(stream)
+    args = {"kind": "import", "disks": list(disks), "files": len(sizes), "entity": package.name}
+
+    def acquire() -> LeaseSession:
+        from pyVmomi import vim
+
+        place = target.placement
+        before = target.recent_task_ids()
+        params = vim.OvfManager.CreateImportSpecParams(entityName=package.name, diskProvisioning="thin")
+        result = target.content.ovfManager.CreateImportSpec(
+            ovfDescriptor=package.descriptor, resourcePool=place.resource_pool, datastore=place.datastore,
+            cisp=params)
+        if result.error:
+            raise result.error[0]
+        items: dict[str, OvfDiskItem | OvfFileItem] = {}
+        for file_item in result.fileItem or []:
+            found = package.by_href(file_item.path)
+            if found is not None:
+                items[file_item.deviceId] = found
+        target.register_import_name(package.name)
+        lease = place.resource_pool.ImportVApp(spec=result.importSpec, folder=place.folder, host=place.host)
+        target.register_lease(lease)
+        task = target.find_new_task(before, entity_name=package.name, kind="import")
+        entity = task.info.entity if task is not None else None
+        session = LeaseSession(target, stream, lease, kind="import", handle=handle, task=task,
+                               package=package, import_items=items, pattern=pattern, nfc=nfc)
+        session._note_entity(entity)
+        return session
+
+    return _record(stream, handle, "Acquire", args, acquire,
+                   lambda s: {"moid": s.moid, "entity": moid(s.entity), "task": moid(s.task)})
+
+
+def _export(target: Target, stream: EventStream, kind: Kind, entity: Any, covered: list[Any],
+            start: Callable[[], Any], nfc: NfcClient | None, extra_args: Mapping[str, Any] | None = None) -> LeaseSession:
+    handle = next_handle(stream)
+    args = {"kind": kind, "disks": [], "files": 0, "entity": moid(entity), **(extra_args or {})}
+
+    def acquire() -> LeaseSession:
+        before = target.recent_task_ids()
+        lease = start()
+        target.register_lease(lease)
+        task = target.find_new_task(before, entity_moid=moid(entity), kind="export")
+        return LeaseSession(target, stream, lease, kind=kind, handle=handle, entity=entity, task=task,
+                            covered=covered, nfc=nfc)
+
+    return _record(stream, handle, "Acquire", args, acquire,
+                   lambda s: {"moid": s.moid, "entity": moid(s.entity), "task": moid(s.task)})
+
+
+def acquire_export_vm(target: Target, stream: EventStream, vm: Any | str | None = None, *,
+                      nfc: NfcClient | None = None) -> LeaseSession:
+    """``Acquire`` (export-vm): ExportVm of ``vm`` (object, moid, inventory path or name).
+
+    Without ``vm``: the first powered-off VM not made by the suite, on the
+    simulators only; a real target needs an explicit VM.
+    """
+    from pyVmomi import vim
+
+    chosen = target.find_entity(vm, vim.VirtualMachine) if vm is not None else target.default_export_vm()
+    return _export(target, stream, "export-vm", chosen, [chosen], lambda: chosen.ExportVm(), nfc)
+
+
+def acquire_export_vapp(target: Target, stream: EventStream, vapp: Any | str | None = None, *,
+                        nfc: NfcClient | None = None) -> LeaseSession:
+    """``Acquire`` (export-vapp): ExportVApp of ``vapp`` (default: the first vApp, simulators only)."""
+    from pyVmomi import vim
+
+    chosen = target.find_entity(vapp, vim.VirtualApp) if vapp is not None else target.default_export_vapp()
+    return _export(target, stream, "export-vapp", chosen, _vms_of(chosen), lambda: chosen.ExportVApp(), nfc)
+
+
+def acquire_export_snapshot(target: Target, stream: EventStream, vm: Any | str | None = None, *,
+                            snapshot: Any | None = None, nfc: NfcClient | None = None) -> LeaseSession:
+    """``Acquire`` (export-snapshot): ExportSnapshot of a snapshot of ``vm``.
+
+    Uses the VM's current snapshot, or creates one (CreateSnapshot_Task,
+    registered for removal at close) when it has none.
+    """
+    from pyVmomi import vim
+
+    chosen = target.find_entity(vm, vim.VirtualMachine) if vm is not None else target.default_export_vm(
+        prefer_snapshot=True)
+    def start() -> Any:
+        snap = snapshot if snapshot is not None else _current_snapshot(target, chosen)
+        if snap is None:
+            info = target.wait_task(chosen.CreateSnapshot_Task(name=unique_name("nfclease-snap-"),
+                                                               description="made by nfclease for an export lease",
+                                                               memory=False, quiesce=False))
+            if str(info.state) != "success":
+                raise info.error
+            snap = info.result
+            target.register_snapshot(snap)
+        return snap.ExportSnapshot()
+
+    return _export(target, stream, "export-snapshot", chosen, [chosen], start, nfc)
+
+
+def _current_snapshot(target: Target, vm: Any) -> Any | None:
+    info = target.properties(vm, ["snapshot"]).get("snapshot")
+    if info is None:
+        return None
+    if info.currentSnapshot is not None:
+        return info.currentSnapshot
+    roots = list(info.rootSnapshotList or [])
+    return roots[0].snapshot if roots else None
+
+
+__all__ = [
+    "Attempt", "KeepAlive", "LeaseSession", "NoDeviceUrl", "NoTask", "acquire_export_snapshot",
+    "acquire_export_vapp", "acquire_export_vm", "acquire_import", "attempt", "classify", "next_handle",
+]
