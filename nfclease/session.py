@@ -594,7 +594,8 @@ class LeaseSession:
                 raise ValueError("an explicit body needs its length")
             args["size"] = size
             sender = self.nfc.upload_disk if self._is_disk(url) else self.nfc.upload_file
-            result = sender(url.url, payload, size, expect_continue=expect_continue, on_bytes=self._count)
+            result = sender(url.url, payload, size, expect_continue=expect_continue, on_bytes=self._count,
+                            thumbprint=getattr(url, "sslThumbprint", None))
             self.uploaded[url.key] = result
             return result
 
@@ -613,7 +614,8 @@ class LeaseSession:
         def fetch() -> TransferResult:
             url = self.device(device)
             args["device"] = url.key
-            result = self.nfc.download(url.url, sha256=sha256, sink=sink, on_bytes=self._count)
+            result = self.nfc.download(url.url, sha256=sha256, sink=sink, on_bytes=self._count,
+                                       thumbprint=getattr(url, "sslThumbprint", None))
             self.downloaded[url.key] = result
             return result
 

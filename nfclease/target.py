@@ -23,7 +23,6 @@ are read for URL targets only: they describe the user's vCenter, and applying
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import ssl
@@ -34,7 +33,7 @@ from typing import Any, Iterator, Literal, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 from nfclease.events import redact
-from nfclease.transfer import NfcClient
+from nfclease.transfer import NfcClient, make_ssl_context, normalize_thumbprint
 
 log = logging.getLogger(__name__)
 
@@ -49,52 +48,6 @@ class WaitTimeout(Exception):
 
     Deliberately not a ``TimeoutError`` (an ``OSError``): it is no transport failure.
     """
-
-
-# -- TLS ---------------------------------------------------------------------------
-
-def normalize_thumbprint(text: str) -> tuple[str, str]:
-    """``(algorithm, lowercase hex)`` of a SHA-1 or SHA-256 thumbprint, colons optional."""
-    digest = text.replace(":", "").replace(" ", "").strip().lower()
-    if any(c not in "0123456789abcdef" for c in digest):
-        raise ValueError(f"thumbprint {text!r} is not hexadecimal")
-    algorithm = {40: "sha1", 64: "sha256"}.get(len(digest))
-    if algorithm is None:
-        raise ValueError(f"thumbprint {text!r} is neither SHA-1 (40 hex) nor SHA-256 (64 hex)")
-    return algorithm, digest
-
-
-def _pinned_socket_class(base: type, algorithm: str, digest: str) -> type:
-    """A socket class whose handshake also checks the peer certificate's digest.
-
-    Built on the context's own socket class, so a gevent-patched ``ssl`` keeps
-    cooperating; works for pyVmomi and http.client alike, as both handshake
-    through the context.
-    """
-
-    def do_handshake(self: Any, *args: Any, **kwargs: Any) -> None:
-        base.do_handshake(self, *args, **kwargs)
-        der = self.getpeercert(binary_form=True)
-        seen = hashlib.new(algorithm, der or b"").hexdigest()
-        if seen != digest:
-            raise ssl.SSLCertVerificationError(
-                1, f"certificate {algorithm} thumbprint {seen} does not match the pinned {digest}")
-
-    return type(f"Pinned{base.__name__}", (base,), {"do_handshake": do_handshake})
-
-
-def make_ssl_context(*, cafile: str | None = None, thumbprint: str | None = None,
-                     insecure: bool = False) -> ssl.SSLContext:
-    """The one TLS policy for SOAP and NFC: pin, CA file, system store, or (opt-out) nothing."""
-    context = ssl.create_default_context(cafile=cafile)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if insecure or thumbprint:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if thumbprint and not insecure:
-        algorithm, digest = normalize_thumbprint(thumbprint)
-        context.sslsocket_class = _pinned_socket_class(context.sslsocket_class, algorithm, digest)  # type: ignore[misc]
-    return context
 
 
 # -- the spec ------------------------------------------------------------------------
@@ -265,7 +218,7 @@ class Target:
 
     def __init__(self, spec: TargetSpec, *, url: str, username: str, password: str,
                  ssl_context: ssl.SSLContext, task_timeout: float = 300.0,
-                 connect_timeout: float | None = 120.0) -> None:
+                 connect_timeout: float | None = 120.0, pinned: bool = False, server: Any = None) -> None:
         self.spec = spec
         self.url = url
         parts = urlsplit(url)
@@ -275,6 +228,8 @@ class Target:
         self._username = username
         self._password = password
         self.ssl_context = ssl_context
+        self.pinned = pinned  # trusted by thumbprint: NFC hosts are pinned by their announced sslThumbprint
+        self.server = server  # the Simulator or VcsimProcess the suite started, if any
         self.task_timeout = task_timeout
         self.connect_timeout = connect_timeout
         self.display_url = spec.display_url if spec.kind == "url" else redact_url(url, None, None)
@@ -332,6 +287,7 @@ class Target:
 
     def nfc_client(self, **kwargs: Any) -> NfcClient:
         """A transfer client trusting what SOAP trusts, with ``*`` mapped to our host."""
+        kwargs.setdefault("device_pins", self.pinned)
         return NfcClient(self.ssl_context, self.nfc_host, **kwargs)
 
     @property
@@ -773,9 +729,8 @@ def open_target(
             sim = stack.enter_context(Simulator(config))
             user = spec.username or getattr(config, "username", None) or DEFAULT_SIM_USER
             password = spec.password or getattr(config, "password", None) or DEFAULT_SIM_PASSWORD
-            context = make_ssl_context(cafile=spec.cafile or str(sim.cafile), thumbprint=spec.thumbprint,
-                                       insecure=spec.insecure)
-            url = sim.url
+            cafile, thumbprint = spec.cafile or str(sim.cafile), spec.thumbprint
+            url, server = sim.url, sim
         elif spec.kind == "vcsim":
             from nfclease import vcsim
 
@@ -787,17 +742,17 @@ def open_target(
             if cafile is None and thumbprint is None:
                 # Our own child process on loopback: pin what it serves rather than trust nothing.
                 thumbprint = peer.thumbprint
-            context = make_ssl_context(cafile=cafile, thumbprint=thumbprint, insecure=spec.insecure)
-            url = peer.url
+            url, server = peer.url, peer
         else:
             if not spec.username or not spec.password:
                 raise ValueError(f"{spec.display_url}: user name and password are needed "
                                  "(in the URL or GOVC_USERNAME/GOVC_PASSWORD)")
             user, password = spec.username, spec.password
-            context = make_ssl_context(cafile=spec.cafile, thumbprint=spec.thumbprint, insecure=spec.insecure)
-            url = spec.url or ""
+            cafile, thumbprint = spec.cafile, spec.thumbprint
+            url, server = spec.url or "", None
+        context = make_ssl_context(cafile=cafile, thumbprint=thumbprint, insecure=spec.insecure)
         target = Target(spec, url=url, username=user, password=password, ssl_context=context,
-                        task_timeout=task_timeout)
+                        task_timeout=task_timeout, pinned=bool(thumbprint) and not spec.insecure, server=server)
         stack.callback(target.close)
         yield target
 

@@ -47,6 +47,50 @@ Body = Union[bytes, bytearray, memoryview, BinaryIO, Iterable[bytes], Any]
 ProgressCallback = Callable[[int], None]
 
 
+def normalize_thumbprint(text: str) -> tuple[str, str]:
+    """``(algorithm, lowercase hex)`` of a SHA-1 or SHA-256 thumbprint, colons optional."""
+    digest = text.replace(":", "").replace(" ", "").strip().lower()
+    if any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"thumbprint {text!r} is not hexadecimal")
+    algorithm = {40: "sha1", 64: "sha256"}.get(len(digest))
+    if algorithm is None:
+        raise ValueError(f"thumbprint {text!r} is neither SHA-1 (40 hex) nor SHA-256 (64 hex)")
+    return algorithm, digest
+
+
+def _pinned_socket_class(base: type, algorithm: str, digest: str) -> type:
+    """A socket class whose handshake also checks the peer certificate's digest.
+
+    Built on the context's own socket class, so a gevent-patched ``ssl`` keeps
+    cooperating; works for pyVmomi and http.client alike, as both handshake
+    through the context.
+    """
+
+    def do_handshake(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.do_handshake(self, *args, **kwargs)
+        der = self.getpeercert(binary_form=True)
+        seen = hashlib.new(algorithm, der or b"").hexdigest()
+        if seen != digest:
+            raise ssl.SSLCertVerificationError(
+                1, f"certificate {algorithm} thumbprint {seen} does not match the pinned {digest}")
+
+    return type(f"Pinned{base.__name__}", (base,), {"do_handshake": do_handshake})
+
+
+def make_ssl_context(*, cafile: str | None = None, thumbprint: str | None = None,
+                     insecure: bool = False) -> ssl.SSLContext:
+    """The one TLS policy for SOAP and NFC: pin, CA file, system store, or (opt-out) nothing."""
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure or thumbprint:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if thumbprint and not insecure:
+        algorithm, digest = normalize_thumbprint(thumbprint)
+        context.sslsocket_class = _pinned_socket_class(context.sslsocket_class, algorithm, digest)  # type: ignore[misc]
+    return context
+
+
 class NfcHttpError(Exception):
     """The NFC server answered with an HTTP status >= 400 (the fault ``http.<status>``)."""
 
@@ -275,7 +319,7 @@ class _HTTPConnection(_ConnectionMixin, http.client.HTTPConnection):
 
 
 _Conn = Union[_HTTPSConnection, _HTTPConnection]
-_Key = tuple[str, str, int]
+_Key = tuple[str, str, int, str]  # scheme, host, port, pinned thumbprint ("" = the client's context)
 
 
 def _still_open(conn: _Conn) -> bool:
@@ -315,6 +359,11 @@ class NfcClient:
 
     Thread-safe: a small pool of idle connections per (scheme, host, port);
     a request takes one out and puts it back once its response was read whole.
+
+    ``device_pins``: when the target itself is trusted by a pinned thumbprint
+    (no CA), a device URL's ``sslThumbprint`` -- announced over that pinned
+    SOAP channel -- pins the NFC host, which on vCenter is an ESXi host with
+    its own certificate. Without it, every transfer uses ``ssl_context``.
     """
 
     def __init__(
@@ -327,8 +376,11 @@ class NfcClient:
         continue_timeout: float = 1.0,
         chunk_size: int = CHUNK,
         headers: dict[str, str] | None = None,
+        device_pins: bool = False,
     ) -> None:
         self.ssl_context = ssl_context
+        self.device_pins = device_pins
+        self._pinned: dict[str, ssl.SSLContext] = {}
         self.nfc_host = nfc_host
         self.timeout = timeout
         self.expect_continue = expect_continue
@@ -347,26 +399,26 @@ class NfcClient:
 
     def upload_disk(self, url: str, body: Body, length: int | None = None, *,
                     expect_continue: bool | None = None, sha256: bool = False,
-                    on_bytes: ProgressCallback | None = None) -> TransferResult:
+                    on_bytes: ProgressCallback | None = None, thumbprint: str | None = None) -> TransferResult:
         """POST a streamOptimized VMDK stream to a disk's device URL."""
         return self._upload("POST", url, body, length, {"Content-Type": STREAM_VMDK},
-                            expect_continue, sha256, on_bytes)
+                            expect_continue, sha256, on_bytes, thumbprint)
 
     def upload_file(self, url: str, body: Body, length: int | None = None, *,
                     expect_continue: bool | None = None, sha256: bool = False,
-                    on_bytes: ProgressCallback | None = None) -> TransferResult:
+                    on_bytes: ProgressCallback | None = None, thumbprint: str | None = None) -> TransferResult:
         """PUT a non-disk file (nvram, iso): POST of those has drawn 405 from servers."""
         return self._upload("PUT", url, body, length,
                             {"Content-Type": "application/octet-stream", "Overwrite": "t"},
-                            expect_continue, sha256, on_bytes)
+                            expect_continue, sha256, on_bytes, thumbprint)
 
     def download(self, url: str, *, sha256: bool = False,
                  sink: Callable[[bytes], Any] | None = None,
-                 on_bytes: ProgressCallback | None = None) -> TransferResult:
+                 on_bytes: ProgressCallback | None = None, thumbprint: str | None = None) -> TransferResult:
         """GET a device URL, hashing while reading; ``sink`` gets each chunk if given."""
         url = self.resolve(url)
         started = time.monotonic()
-        key, path = self._target(url)
+        key, path = self._target(url, thumbprint)
         conn, fresh = self._checkout(key, url)
         try:
             conn.putrequest("GET", path, skip_accept_encoding=True)
@@ -375,7 +427,7 @@ class NfcClient:
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NfcTransportError(exc, request_sent=not fresh or _sent_something(exc), url=url) from exc
-        response = self._response(conn, url)
+        response = self._response(conn, url, key)
         digest = Digest(sha256)
         try:
             while True:
@@ -412,7 +464,7 @@ class NfcClient:
 
     def _upload(self, method: str, url: str, body: Body, length: int | None,
                 headers: dict[str, str], expect_continue: bool | None, sha256: bool,
-                on_bytes: ProgressCallback | None) -> TransferResult:
+                on_bytes: ProgressCallback | None, thumbprint: str | None) -> TransferResult:
         url = self.resolve(url)
         if length is None:
             length = body_length(body)
@@ -420,7 +472,7 @@ class NfcClient:
             raise ValueError("an upload needs an explicit length (Content-Length)")
         expect = self.expect_continue if expect_continue is None else expect_continue
         started = time.monotonic()
-        key, path = self._target(url)
+        key, path = self._target(url, thumbprint)
         conn, fresh = self._checkout(key, url)
         hashing = HashingBody(body, sha256=sha256, chunk_size=self.chunk_size)
         all_headers = dict(headers)
@@ -447,7 +499,7 @@ class NfcClient:
         except (OSError, http.client.HTTPException) as exc:
             # The server may have refused early and closed: its answer can still be read.
             return self._after_send_failure(conn, exc, url, started, hashing)
-        response = self._response(conn, url)
+        response = self._response(conn, url, key)
         self._drain_and_checkin(key, conn, response, url)
         return TransferResult(response.status, hashing.bytes, hashing.sha1,
                               time.monotonic() - started, hashing.sha256, response.reason)
@@ -508,7 +560,7 @@ class NfcClient:
                 conn.pending_fp = io.BufferedReader(_PrefixedRaw(rest, sock))
             return None
         conn.pending_fp = io.BufferedReader(_PrefixedRaw(buffer, sock))
-        return self._response(conn, url)
+        return self._response(conn, url, None)
 
     def _finish_early(self, conn: _Conn, response: http.client.HTTPResponse, url: str,
                       started: float, hashing: HashingBody) -> TransferResult:
@@ -531,7 +583,7 @@ class NfcClient:
             raise NfcTransportError(exc, request_sent=True, url=url) from exc
         return self._finish_early(conn, response, url, started, hashing)
 
-    def _response(self, conn: _Conn, url: str) -> http.client.HTTPResponse:
+    def _response(self, conn: _Conn, url: str, key: _Key | None) -> http.client.HTTPResponse:
         """Read the response head; raise NfcHttpError for a status >= 400."""
         try:
             response = conn.getresponse()
@@ -541,8 +593,8 @@ class NfcClient:
         if response.status >= 400:
             message, complete = self._error_message(response)
             # A short, fully read error body leaves the connection reusable.
-            if complete and not response.will_close:
-                self._checkin(self._target(url)[0], conn, response)
+            if complete and not response.will_close and key is not None:
+                self._checkin(key, conn, response)
             else:
                 conn.close()
             raise NfcHttpError(response.status, message, url)
@@ -573,7 +625,7 @@ class NfcClient:
         for name, value in {**self.headers, **headers}.items():
             conn.putheader(name, value)
 
-    def _target(self, url: str) -> tuple[_Key, str]:
+    def _target(self, url: str, thumbprint: str | None = None) -> tuple[_Key, str]:
         parts = urlsplit(url)
         if parts.scheme not in ("https", "http"):
             raise ValueError(f"not an http(s) URL: {url!r}")
@@ -582,7 +634,8 @@ class NfcClient:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return (parts.scheme, host, port), path
+        pin = thumbprint if (self.device_pins and thumbprint and parts.scheme == "https") else ""
+        return (parts.scheme, host, port, pin), path
 
     def _checkout(self, key: _Key, url: str) -> tuple[_Conn, bool]:
         """An idle live connection to the host, or a new connected one (``fresh``)."""
@@ -593,10 +646,11 @@ class NfcClient:
                 if _still_open(conn):
                     return conn, False
                 conn.close()
-        scheme, host, port = key
+        scheme, host, port, pin = key
         conn: _Conn
         if scheme == "https":
-            conn = _HTTPSConnection(host, port, timeout=self.timeout, context=self.ssl_context)
+            context = self._pinned_context(pin) if pin else self.ssl_context
+            conn = _HTTPSConnection(host, port, timeout=self.timeout, context=context)
         else:
             conn = _HTTPConnection(host, port, timeout=self.timeout)
         try:
@@ -606,6 +660,13 @@ class NfcClient:
             raise NfcTransportError(exc, request_sent=False, url=url) from exc
         self.connections_opened += 1
         return conn, True
+
+    def _pinned_context(self, thumbprint: str) -> ssl.SSLContext:
+        with self._lock:
+            context = self._pinned.get(thumbprint)
+            if context is None:
+                context = self._pinned[thumbprint] = make_ssl_context(thumbprint=thumbprint)
+            return context
 
     def _checkin(self, key: _Key, conn: _Conn, response: http.client.HTTPResponse) -> None:
         if response.will_close or not response.isclosed() or conn.sock is None:

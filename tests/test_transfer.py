@@ -26,7 +26,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from nfclease.target import make_ssl_context
 from nfclease.transfer import (
     STREAM_VMDK,
     BodyLengthError,
@@ -34,6 +33,7 @@ from nfclease.transfer import (
     NfcClient,
     NfcHttpError,
     NfcTransportError,
+    make_ssl_context,
     replace_star_host,
 )
 
@@ -432,3 +432,17 @@ def test_hashing_body_over_file_and_iterator() -> None:
         assert body.bytes == len(data)
         assert body.sha1 == hashlib.sha1(data).hexdigest()
         assert body.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_device_thumbprint_pins_the_nfc_host(server: Server, certs: tuple[Cert, Cert]) -> None:
+    """A pinned target trusts each NFC host by the sslThumbprint the lease announced."""
+    untrusting = make_ssl_context(thumbprint=certs[1].sha1)  # the SOAP pin: some other certificate
+    with NfcClient(untrusting, server.hostport, timeout=10, device_pins=True) as c:
+        assert c.download(server.url("/nfc/get/10"), thumbprint=server.cert.sha1).status == 200
+        with pytest.raises(NfcTransportError):
+            c.download(server.url("/nfc/get/10"), thumbprint=certs[1].sha1)
+        with pytest.raises(NfcTransportError):
+            c.download(server.url("/nfc/get/10"))  # no announced thumbprint: the client's own policy
+    with NfcClient(make_ssl_context(cafile=str(certs[1].certfile)), server.hostport, timeout=10) as c:
+        with pytest.raises(NfcTransportError):  # without device_pins an announced thumbprint grants nothing
+            c.download(server.url("/nfc/get/10"), thumbprint=server.cert.sha1)
