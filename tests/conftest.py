@@ -151,7 +151,7 @@ class Reply:
 
 
 def nfc_request(sim: Simulator, method: str, url: str, body: bytes | Iterable[bytes] | None = None,
-                headers: dict[str, str] | None = None, length: int | None = None,
+                headers: dict[str, str | None] | None = None, length: int | None = None,
                 conn: http.client.HTTPSConnection | None = None) -> Reply:
     """One request to a device URL; ``body`` may be chunks (sent with ``length``)."""
     own = conn is None
@@ -162,7 +162,8 @@ def nfc_request(sim: Simulator, method: str, url: str, body: bytes | Iterable[by
         if body is not None and "Content-Length" not in hdrs:
             hdrs["Content-Length"] = str(length if length is not None else len(body))  # type: ignore[arg-type]
         for key, value in hdrs.items():
-            conn.putheader(key, value)
+            if value is not None:  # None: leave the header out
+                conn.putheader(key, value)
         conn.endheaders()
         if isinstance(body, (bytes, bytearray)):
             conn.send(body)
@@ -247,3 +248,51 @@ def lease_task(si: vim.ServiceInstance, entity: Any, description_id: str) -> vim
         if info.descriptionId == description_id and info.entity == entity:
             return task
     raise AssertionError(f"no {description_id} task for {entity} in recentTask")
+
+
+# -- raw SOAP (for what pyvmomi would refuse to send, and for the fuzz) -------------------
+
+SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+
+
+def envelope(method: str, this_type: str, this_id: str, inner: str = "") -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soapenv:Envelope xmlns:soapenv="{SOAP_NS}" xmlns:xsd="http://www.w3.org/2001/XMLSchema"'
+        f' xmlns:xsi="{XSI_NS}"><soapenv:Body><{method} xmlns="urn:vim25">'
+        f'<_this type="{this_type}">{this_id}</_this>{inner}</{method}></soapenv:Body></soapenv:Envelope>'
+    ).encode()
+
+
+def soap_post(sim: Simulator, body: bytes, cookie: str | None = None, version: str = "9.0.0.0",
+              conn: http.client.HTTPSConnection | None = None,
+              headers: dict[str, str] | None = None) -> Reply:
+    hdrs = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"urn:vim25/{version}"'}
+    if cookie:
+        hdrs["Cookie"] = f'vmware_soap_session="{cookie}"'
+    hdrs.update(headers or {})
+    return nfc_request(sim, "POST", sim.url, body, hdrs, conn=conn)
+
+
+def soap_login(sim: Simulator, version: str = "9.0.0.0",
+               conn: http.client.HTTPSConnection | None = None) -> str:
+    """Log in by raw SOAP; return the session cookie value."""
+    body = envelope("Login", "SessionManager", "SessionManager",
+                    "<userName>raw</userName><password>raw</password>")
+    reply = soap_post(sim, body, version=version, conn=conn)
+    assert reply.status == 200, reply.body
+    cookie = reply.headers["Set-Cookie"]
+    return cookie.split("=", 1)[1].split(";", 1)[0].strip('"')
+
+
+def soap_fault(reply: Reply) -> tuple[str, str]:
+    """(fault type, faultstring) of a SOAP fault reply; asserts it is a well-formed one."""
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(reply.body)
+    fault = root.find(f"{{{SOAP_NS}}}Body/{{{SOAP_NS}}}Fault")
+    assert fault is not None, reply.body[:300]
+    detail = fault.find("detail")
+    assert detail is not None and len(detail) == 1, reply.body[:300]
+    kind = detail[0].get(f"{{{XSI_NS}}}type") or ""
+    return kind, fault.findtext("faultstring") or ""

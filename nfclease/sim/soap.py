@@ -228,6 +228,7 @@ def encode_fault(fault: vmodl.MethodFault, message: str, version: str) -> bytes:
     """Serialise a SOAP fault the way vSphere does: message + typed detail."""
     if not fault.msg:
         fault.msg = message
+    _fill_required(fault)
     info = Object(name=f"{fault._wsdlName}Fault", type=object, version=version, flags=0)
     try:
         detail = SoapAdapter.SerializeFaultDetail(fault, info, version, _ns_map(version))
@@ -240,6 +241,24 @@ def encode_fault(fault: vmodl.MethodFault, message: str, version: str) -> bytes:
         f"<faultstring>{SoapAdapter.XmlEscape(message)}</faultstring>"
         f"<detail>{detail}</detail></soapenv:Fault>{_ENVELOPE_END}"
     ).encode("utf-8")
+
+
+def _fill_required(fault: vmodl.MethodFault) -> None:
+    """Give required members the server could not know a placeholder.
+
+    ``MethodNotFound.receiver`` is required, but an unknown method is found
+    before ``_this`` is read. Without a value pyVmomi refuses to serialise the
+    fault and it went out as a bare RuntimeFault, so clients never saw the
+    fault's real type.
+    """
+    for prop in fault._GetPropertyList():
+        if prop.flags & F_OPTIONAL or getattr(fault, prop.name, None) is not None:
+            continue
+        typ = prop.type
+        if isinstance(typ, type) and issubclass(typ, ManagedObject):
+            setattr(fault, prop.name, typ("unknown"))
+        elif typ is str:
+            setattr(fault, prop.name, "")
 
 
 def moref(type_name: str, moid: str) -> ManagedObject:
