@@ -224,7 +224,7 @@ class Expect:
             return "observe (spec silent)"
         parts = []
         if self.ok:
-            parts.append("ok" if self.values is None else "ok with state " + "|".join(self.values))
+            parts.append("ok" if self.values is None else "ok with state " + "/".join(self.values))
         parts += [_short(f) for f in self.faults]
         return " or ".join(parts) if parts else "nothing"
 
