@@ -577,11 +577,11 @@ class LeaseSession:
 
     def upload(self, device: int | str | Any = 0, variant: UploadVariant = "whole", *,
                body: Any | None = None, length: int | None = None,
-               expect_continue: bool | None = None) -> TransferResult:
+               expect_continue: bool | None = None, sha256: bool = False) -> TransferResult:
         """``Upload``: POST a disk (streamVmdk) or PUT a file (Overwrite: t) to the device URL.
 
         ``body``/``length`` replace the generated content. Returns the
-        :class:`TransferResult` (sha1 of exactly what was sent).
+        :class:`TransferResult` (sha1, and sha256 if asked, of exactly what was sent).
         """
         args: dict[str, Any] = {"device": device if isinstance(device, (int, str)) else getattr(device, "key", None),
                                 "variant": variant, "size": length}
@@ -594,7 +594,8 @@ class LeaseSession:
                 raise ValueError("an explicit body needs its length")
             args["size"] = size
             sender = self.nfc.upload_disk if self._is_disk(url) else self.nfc.upload_file
-            result = sender(url.url, payload, size, expect_continue=expect_continue, on_bytes=self._count,
+            result = sender(url.url, payload, size, expect_continue=expect_continue, sha256=sha256,
+                            on_bytes=self._count,
                             thumbprint=getattr(url, "sslThumbprint", None))
             self.uploaded[url.key] = result
             return result
@@ -681,6 +682,12 @@ class KeepAlive:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait (bounded) for the loop to end by itself (first error or ``max_seconds``); True if it did."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
 
     @property
     def running(self) -> bool:

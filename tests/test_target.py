@@ -252,3 +252,117 @@ def test_url_target_tls_verify_pin_and_opt_out(tmp_path: Path) -> None:
         with pytest.raises(ssl.SSLCertVerificationError):
             with open_target(spec(thumbprint="AA:" * 19 + "AA")):
                 pass
+
+
+# -- against the embedded simulator ---------------------------------------------------
+
+def _sim_available() -> bool:
+    try:
+        from nfclease.sim import Simulator  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_sim = pytest.mark.skipif(not _sim_available(), reason="nfclease.sim is not importable")
+SIM = {"lease_timeout": 1.0, "init_seconds": 0.2}
+
+
+@needs_sim
+def test_sim_import_keepalive_manifest_checksum_complete(events: tuple[EventStream, list[Event], Path]) -> None:
+    from nfclease.session import acquire_import, attempt
+
+    stream, seen, _ = events
+    with open_target("sim", sim_config=SIM) as target:
+        assert target.ssl_context.verify_mode == ssl.CERT_REQUIRED  # the generated CA, trusted explicitly
+        session = acquire_import(target, stream, disks=[1 << 20, 2 << 20], files=1)
+        ready = session.wait_ready(timeout=10)
+        assert ready["state"] == "ready" and ready["initializeProgress"] == 100
+        assert {"transferProgress", "mode", "capabilities"} <= set(ready)  # API 9.0 has the 6.7 members
+        devices = session.device_urls()
+        assert [bool(d.disk) for d in devices] == [True, True, False]
+        session.set_manifest_checksum_type({devices[0].key: "sha256"})
+        with session.keep_alive(interval=0.2) as keeper:
+            sent = [session.upload(d, sha256=True) for d in devices]
+            session.sleep(2.5)  # over twice the lease timeout: alive only because of the keepalive
+            assert session.read()["state"] == "ready"
+        assert keeper.error is None and keeper.calls >= 5
+        blocked = attempt(session.power_on)
+        manifest = {e.key: e for e in session.get_manifest()}
+        session.complete()
+        task = session.task_info()
+        after = session.power_on()
+        entity = ready["info"]["entity"]
+    assert [r.status for r in sent] == [200, 200, 201]
+    for device, result in zip(devices, sent):
+        assert manifest[device.key].sha1 == result.sha1 and manifest[device.key].size == result.bytes
+    assert manifest[devices[0].key].checksumType == "sha256"
+    assert manifest[devices[0].key].checksum == sent[0].sha256
+    assert blocked.event.outcome == "fail" and blocked.event.args == {"vm": entity}
+    assert task.state == "success" and after.state == "success"
+    assert any(line.startswith(f"destroyed {entity}") for line in target.cleanup_log)
+    progress = [e for e in seen if e.call == "Progress"]
+    assert len(progress) == keeper.calls and all(e.outcome == "ok" for e in progress)
+    assert all(0 <= e.args["percent"] <= 100 for e in progress) and progress[-1].args["percent"] == 100
+    for event in seen:
+        _check_event(event)
+        assert event.lease == "L1"
+
+
+@needs_sim
+def test_sim_export_download_then_expiry(events: tuple[EventStream, list[Event], Path]) -> None:
+    from nfclease.session import acquire_export_vm, attempt
+
+    stream, seen, _ = events
+    with open_target("sim", sim_config=SIM) as target:
+        session = acquire_export_vm(target, stream)
+        ready = session.wait_ready(timeout=10)
+        downloads = [session.download(i) for i in range(len(ready["info"]["deviceUrl"]))]
+        manifest = {e.key: e for e in session.get_manifest()}
+        session.sleep(3.0)  # no renewal: well past the 1 s lease timeout
+        state = session.read()
+        late = attempt(session.progress, 50)
+        keeper = session.keep_alive(interval=0.05)
+        stopped_itself = keeper.wait(10)  # the first Progress fails: it stops for good, like govmomi's
+        again = attempt(session.complete)
+    for device, result in zip(ready["info"]["deviceUrl"], downloads):
+        assert result.status == 200
+        assert manifest[device["key"]].sha1 == result.sha1 and manifest[device["key"]].size == result.bytes
+    assert state["state"] == "error" and state["error"]["fault"] == "vim.fault.Timedout"
+    assert late.event.outcome == "fail" and late.event.fault == "vim.fault.Timedout"
+    assert again.event.fault in ("vim.fault.Timedout", "vim.fault.InvalidState")
+    assert stopped_itself and keeper.calls == 0 and type(keeper.error).__name__ == "vim.fault.Timedout"
+    assert [e.call for e in seen].count("Progress") == 2  # the late one and the keepalive's only try
+    assert seen[0].args == {"kind": "export-vm", "disks": [], "files": 0, "entity": ready["info"]["entity"]}
+    for event in seen:
+        _check_event(event)
+
+
+@needs_sim
+def test_sim_abort_fault_reaches_task_and_import_is_removed(events: tuple[EventStream, list[Event], Path]) -> None:
+    from pyVmomi import vim
+
+    from nfclease.session import LeaseSession, acquire_import, attempt
+
+    stream, seen, _ = events
+    with open_target("sim", sim_config=SIM) as target:
+        session = acquire_import(target, stream, disks=[1 << 20])
+        entity = session.wait_ready(timeout=10)["info"]["entity"]
+        truncated = attempt(session.upload, 0, "truncated")
+        pulled = session.pull_from_urls(
+            [{"targetDeviceId": session.device_urls()[0].importKey, "url": "https://127.0.0.1:1/none.vmdk",
+              "create": False}], variant="unreachable", timeout=30)
+        session.abort("vim.fault.NoDiskSpace")
+        task = session.task_info()
+        other = LeaseSession.attach(target, stream, session.moid, si=target.new_session())
+        foreign = attempt(other.progress, 10)
+        gone = [vm for vm in target._all(target.content.rootFolder, vim.VirtualMachine) if vm._moId == entity]
+    assert truncated.event.args["variant"] == "truncated" and truncated.event.outcome in ("ok", "fail")
+    assert pulled.state == "error"
+    assert task.state == "error" and type(task.error).__name__ == "vim.fault.NoDiskSpace"
+    assert seen[-1] is foreign.event and foreign.event.lease == "L2" and foreign.event.outcome == "fail"
+    assert gone == []
+    pull = next(e for e in seen if e.call == "PullFromUrls")
+    assert pull.outcome == "ok" and pull.value["state"] == "error" and pull.args["variant"] == "unreachable"
+    for event in seen:
+        _check_event(event)
