@@ -335,6 +335,8 @@ class LeaseSession:
             raise missing.fault
         values = {p.name: p.val for p in content.propSet or []}
         self.state = str(values.get("state")) if values.get("state") is not None else None
+        if self.state in ("done", "error"):
+            self.target.forget_lease(self.lease)
         if values.get("info") is not None:
             self.info = values["info"]
             self._note_entity(self.info.entity)
@@ -402,12 +404,19 @@ class LeaseSession:
     def complete(self) -> None:
         """``Complete``: done; the import/export task succeeds."""
         self._call("Complete", {}, lambda: self.lease.HttpNfcLeaseComplete())
+        self._released("done")
 
     def abort(self, fault: str | Any | None = None) -> None:
         """``Abort``: error; ``fault`` (a vmodl type name or a MethodFault) should reach the task."""
         fault_obj = _make_fault(fault)
         name = type(fault_obj).__name__ if fault_obj is not None else None
         self._call("Abort", {"fault": name}, lambda: self.lease.HttpNfcLeaseAbort(fault=fault_obj))
+        self._released("error")
+
+    def _released(self, state: str) -> None:
+        """Done or error: the target need not abort this lease at close."""
+        self.state = state
+        self.target.forget_lease(self.lease)
 
     def get_manifest(self) -> list[Any]:
         """``GetManifest`` (4.1): one entry per device with size and sha1 (6.7: checksum)."""

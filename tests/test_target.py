@@ -121,6 +121,59 @@ def test_ssl_context_policy(tmp_path: Path) -> None:
     assert pinned.sslsocket_class is not ssl.SSLContext.sslsocket_class  # ...and is checked at handshake
 
 
+# -- OVF descriptors and outcome classification (pure) ----------------------------------
+
+def test_import_ovf_descriptor() -> None:
+    import xml.etree.ElementTree as ET
+
+    from nfclease.ovf import build_import_ovf
+
+    first, second = build_import_ovf([1 << 20] * 20, [8192, 100]), build_import_ovf([512])
+    assert first.name != second.name and first.name.startswith("nfclease-")
+    root = ET.fromstring(first.descriptor)
+    ns = {"ovf": "http://schemas.dmtf.org/ovf/envelope/1",
+          "rasd": "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData",
+          "vmw": "http://www.vmware.com/schema/ovf"}
+    attr = "{http://schemas.dmtf.org/ovf/envelope/1}"
+    files = root.findall("ovf:References/ovf:File", ns)
+    assert len(files) == 22 and len({f.get(attr + "id") for f in files}) == 22
+    disks = root.findall("ovf:DiskSection/ovf:Disk", ns)
+    assert [int(d.get(attr + "capacity")) for d in disks] == [1 << 20] * 20
+    items = root.findall("ovf:VirtualSystem/ovf:VirtualHardwareSection/ovf:Item", ns)
+    kinds = [i.findtext("rasd:ResourceType", namespaces=ns) for i in items]
+    assert kinds.count("6") == 2 and kinds.count("17") == 20 and kinds.count("15") == 1  # 2 SCSI, 20 disks, 1 ISO
+    units = [i.findtext("rasd:AddressOnParent", namespaces=ns) for i in items
+             if i.findtext("rasd:ResourceType", namespaces=ns) == "17"]
+    assert "7" not in units[:15]  # unit 7 is the SCSI controller's own
+    extra = root.find("ovf:VirtualSystem/ovf:VirtualHardwareSection/vmw:ExtraConfig", ns)
+    assert extra is not None and extra.get("{http://www.vmware.com/schema/ovf}key") == "nvram"
+    assert first.by_href(first.files[0].href) == first.files[0]
+    for bad in ([0], [1000], [-512]):
+        with pytest.raises(ValueError):
+            build_import_ovf(bad)
+
+
+def test_outcome_classification() -> None:
+    from pyVmomi import vim
+
+    from nfclease.session import attempt, classify
+    from nfclease.target import WaitTimeout
+    from nfclease.transfer import NfcHttpError, NfcTransportError
+
+    assert classify(vim.fault.InvalidState(msg="done already")) == ("fail", "vim.fault.InvalidState", "done already")
+    assert classify(NfcHttpError(404, "no ticket"))[:2] == ("fail", "http.404")
+    assert classify(NfcTransportError(ConnectionResetError(), request_sent=True))[:2] == (
+        "info", "net.ConnectionResetError")
+    assert classify(NfcTransportError(ConnectionRefusedError(), request_sent=False))[:2] == (
+        "fail", "net.ConnectionRefusedError")
+    assert classify(TimeoutError("read timed out"))[:2] == ("info", "net.TimeoutError")
+    assert classify(WaitTimeout("still initializing"))[:2] == ("info", "client.WaitTimeout")
+    with pytest.raises(RuntimeError):
+        attempt(lambda: 1)  # not a session call: no event to return
+    with pytest.raises(ZeroDivisionError):
+        attempt(lambda: 1 / 0)  # failed before any call was recorded: propagates
+
+
 # -- against vcsim ------------------------------------------------------------------
 
 def _vcsim_available() -> bool:
