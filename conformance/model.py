@@ -31,7 +31,8 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 from conformance import table as T
 from conformance.clauses import BY_ID, CLAUSES, Clause
-from conformance.vmodl import LEASE_METHODS, is_a, is_declared, method_since, version_at_least
+from conformance.table import Observed
+from conformance.vmodl import LEASE_METHODS, declared_faults, is_a, is_declared, method_since, version_at_least
 from nfclease.events import Event
 
 Verdict = Literal["pass", "fail", "na"]
@@ -141,7 +142,7 @@ class LeaseModel:
     info_seen: bool = False
     keys: dict[str, str] = field(default_factory=dict)  # key or importKey -> key
     devices: dict[str, dict[str, Any]] = field(default_factory=dict)
-    expected_devices: int | None = None
+    expected_devices: int | None = None  # imports: exactly this many; exports: at least
     entities: set[str] = field(default_factory=set)
     pull_supported: bool | None = None
     pulled: bool = False
@@ -359,6 +360,8 @@ class Model:
             j = self._lease_call(lease, event)
         if lease is not None and event.call != "Sleep":
             lease.history.append(event)
+            if len(lease.history) > 4 * REPRO_LINES:  # long load runs: keep Acquire and the recent past
+                del lease.history[1:-REPRO_LINES]
         self.verdicts.record(j, (lambda: self.repro(lease, event, j)) if lease is not None else None)
         if self.keep_judgements:
             self.judgements.append(j)
@@ -468,7 +471,7 @@ class Model:
             if declared is not None:
                 msg_ok = event.outcome != "fail" or bool((event.message or "").strip())
                 problem = (f"{obs.fault} is not declared by {event.call} (declared: "
-                           f"{', '.join(_declared(event.call))}, or a RuntimeFault)" if not declared
+                           f"{', '.join(declared_faults(event.call))}, or a RuntimeFault)" if not declared
                            else f"{obs.fault} carries no message" if not msg_ok else "")
                 j.checks.append(self._check("faults.declared", declared and msg_ok,
                                             f"a fault declared by {event.call}, with a message",
@@ -476,7 +479,7 @@ class Model:
         self._note_activity(lease, event, case, obs)
         return j
 
-    def _judge(self, lease: LeaseModel, event: Event, case: str, obs: Observed_) -> Judgement:
+    def _judge(self, lease: LeaseModel, event: Event, case: str, obs: Observed) -> Judgement:
         """Judge the outcome against the table rows of every state the lease may be in."""
         possible = set(lease.possible)
         if event.start < lease.last_end:  # overlapping calls: either order is possible
@@ -545,7 +548,7 @@ class Model:
         j.after = tuple(sorted(lease.possible))
         return j
 
-    def _credit(self, lease: LeaseModel, event: Event, case: str, obs: Observed_, rows: Mapping[str, T.Row],
+    def _credit(self, lease: LeaseModel, event: Event, case: str, obs: Observed, rows: Mapping[str, T.Row],
                 accepted: list[str], expected: str) -> list[Check]:
         """Pass checks for the clauses the observation really exercised.
 
@@ -601,7 +604,7 @@ class Model:
             entered = lease.renew_hi + lease.lease_timeout
         return event.start <= entered + self.tolerance(lease.lease_timeout)
 
-    def _resync(self, lease: LeaseModel, event: Event, case: str, obs: Observed_, rows: Mapping[str, T.Row],
+    def _resync(self, lease: LeaseModel, event: Event, case: str, obs: Observed, rows: Mapping[str, T.Row],
                 possible: set[str]) -> set[str]:
         """After a FAIL, adopt what the target showed, so one bug is reported once."""
         if event.call in ("Read", "WaitReady") and obs.kind == "ok":
@@ -620,7 +623,7 @@ class Model:
             out |= set(rows[s].next_states(s, case, obs))
         return out
 
-    def _enter(self, lease: LeaseModel, event: Event, case: str, obs: Observed_, before: set[str],
+    def _enter(self, lease: LeaseModel, event: Event, case: str, obs: Observed, before: set[str],
                new: set[str]) -> None:
         """Move the lease to ``new`` and keep the bookkeeping of how it got there."""
         was_ready = T.READY in before
@@ -650,7 +653,7 @@ class Model:
         lease.prev_possible = set(lease.possible)
         lease.possible = new
 
-    def _note_activity(self, lease: LeaseModel, event: Event, case: str | None, obs: Observed_ | None = None) -> None:
+    def _note_activity(self, lease: LeaseModel, event: Event, case: str | None, obs: Observed | None = None) -> None:
         """Bookkeeping every call does, whatever its verdict."""
         if event.call in T.MAY_RENEW and lease.possible & {T.READY, T.INITIALIZING, T.EXPIRED}:
             lease.renew_hi = max(lease.renew_hi if lease.renew_hi is not None else event.end, event.end)
@@ -721,8 +724,13 @@ class Model:
         if info and (not isinstance(urls, list) or not urls):
             problems.append("info.deviceUrl is empty")
             urls = []
-        if lease.expected_devices is not None and urls and len(urls) != lease.expected_devices:
-            problems.append(f"{len(urls)} deviceUrl entries for {lease.expected_devices} disks/files")
+        if lease.expected_devices is not None and urls:
+            # an import gets one URL per file of its spec; an export at least one per disk
+            # (servers may add non-disk files such as nvram)
+            if lease.is_import and len(urls) != lease.expected_devices:
+                problems.append(f"{len(urls)} deviceUrl entries for {lease.expected_devices} disks/files")
+            elif not lease.is_import and len(urls) < lease.expected_devices:
+                problems.append(f"{len(urls)} deviceUrl entries for {lease.expected_devices} disks")
         seen = set()
         for i, d in enumerate(urls):
             d = d if isinstance(d, Mapping) else {}
@@ -938,20 +946,11 @@ class Model:
 
 
 # ------------------------------------------------------------------ helpers
-Observed_ = T.Observed
-
-
 def _describe(rows: Mapping[str, T.Row]) -> str:
     texts = {s: r.expect.describe() for s, r in sorted(rows.items())}
     if len(set(texts.values())) == 1:
         return next(iter(texts.values()))
     return "; ".join(f"{s}: {t}" for s, t in texts.items())
-
-
-def _declared(call: str) -> tuple[str, ...]:
-    from conformance.vmodl import declared_faults
-
-    return declared_faults(call)
 
 
 def _count(value: Any) -> int | None:

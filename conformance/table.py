@@ -90,7 +90,7 @@ unlocking/cleanup is only required once the tolerance window has passed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from conformance.vmodl import ANY_FAULT, fault_matches
@@ -456,16 +456,6 @@ def rows_for_clause(clause_id: str) -> list[tuple[str, str, Row]]:
 # ---------------------------------------------------------- event -> case
 
 
-def _as_count(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, (list, tuple)):
-        return len(value)
-    return None
-
-
 def checksum_mapping(args: Mapping[str, Any]) -> dict[str, str]:
     """``SetManifestChecksumType`` args as ``{deviceKey: algorithm}`` (dict or KeyValue list)."""
     mapping = args.get("mapping", args.get("deviceUrlsToChecksumTypes")) or {}
@@ -527,6 +517,9 @@ def observed(call: str, outcome: str, value: Any, fault: str | None) -> Observed
     if outcome == "info":
         return Observed("unknown", fault=fault)
     if outcome == "fail":
+        if call not in TRANSFER_CALLS and (fault or "").startswith(("net.", "http.")):
+            # a SOAP call lost in transport says nothing about the lease
+            return Observed("unknown", fault=fault)
         return Observed("fault", fault=fault or "unknown-fault")
     value = value if isinstance(value, Mapping) else {}
     if call in TASK_CALLS:

@@ -28,6 +28,8 @@ STATUSES = ("PASS", "FAIL", "NA", "XFAIL", "XPASS")
 FAILING = frozenset({"FAIL", "XPASS"})
 RESULT_KEYS = ("clause", "level", "status", "message", "repro")
 _SECRET = re.compile(r"pass(word)?|secret|token|cookie|authorization|ticket|session|key", re.I)
+_SECRET_PARAM = re.compile(r"(?P<lead>[?&;](?:[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|ticket|session|key)[\w.-]*)=)"
+                           r"(?P<value>[^&;#\s\"']+)", re.I)
 _STYLE = {"PASS": "green", "FAIL": "bold red", "NA": "dim", "XFAIL": "yellow", "XPASS": "bold magenta"}
 
 
@@ -64,6 +66,11 @@ class RunInfo:
         return redact(data)
 
 
+def scrub(text: str) -> str:
+    """``redact`` for free text: URL credentials and secret-looking query parameters masked."""
+    return _SECRET_PARAM.sub(lambda m: m["lead"] + "***", redact(text))
+
+
 def safe_target(target: str | None) -> str | None:
     """The target without credentials: ``user:pw@`` and secret query parameters are masked."""
     if target is None:
@@ -87,7 +94,7 @@ def _result_dict(r: Any) -> dict[str, Any]:
     if d["status"] not in STATUSES:
         raise ValueError(f"result {d['clause']!r} has status {d['status']!r}; allowed: {', '.join(STATUSES)}")
     return {"clause": d["clause"], "level": d["level"], "status": d["status"],
-            "message": redact(str(d["message"] or "")), "repro": redact(d["repro"]) if d["repro"] else None}
+            "message": scrub(str(d["message"] or "")), "repro": scrub(str(d["repro"])) if d["repro"] else None}
 
 
 def summary(results: Iterable[Any]) -> dict[str, int]:
