@@ -570,7 +570,8 @@ class Model:
             states = "/".join(s for s in accepted if c in rows[s].clauses)
             observation = f"{case}@{states} -> {obs}" if observing else None
             deviation = None
-            if obs.kind == "fault" and obs.fault and is_a(obs.fault, T.NOT_FOUND) and set(accepted) & {T.DONE, T.ERROR}:
+            if (obs.kind == "fault" and obs.fault and not T.CALLS[case].entity
+                    and is_a(obs.fault, T.NOT_FOUND) and set(accepted) & {T.DONE, T.ERROR}):
                 deviation = DEVIATION_DELETED
             checks.append(self._check(c, True, expected, str(obs), observation=observation, deviation=deviation))
         if event.call in ("Read", "WaitReady"):
