@@ -29,7 +29,9 @@ error after the request went out, ``client.<Exception>`` for a failure on
 the client's side (``client.WaitTimeout`` when ``wait_ready`` or a task wait
 ran out of time, ``client.NoTask`` when the target exposes no import/export
 task for the lease, ``client.NoDeviceUrl`` when a transfer names a device the
-lease never listed). Calls whose result is a *task* (``PullFromUrls``,
+lease never listed, ``client.NoCoveredVm`` for PowerOn/Destroy/Relocate before
+an import lease named its VM). Errors in values (a lease's or a task's) are
+``{fault, message}``. Calls whose result is a *task* (``PullFromUrls``,
 ``PowerOn``, ``Destroy``, ``Relocate``) are ``ok`` once the task ended, with
 the task's ``{state, error}`` as the value: a refusal raised by the method
 itself is a ``fail``, one reported through the task is in the value.
@@ -69,6 +71,10 @@ class NoTask(LookupError):
 
 class NoDeviceUrl(LookupError):
     """A transfer named a device this lease never listed in ``info.deviceUrl``."""
+
+
+class NoCoveredVm(LookupError):
+    """A blocked-operation call before the lease named the VM it covers (import not ready yet)."""
 
 
 # -- handles and the record ------------------------------------------------------
@@ -287,13 +293,16 @@ class LeaseSession:
 
     @classmethod
     def attach(cls, target: Target, stream: EventStream, lease: Any | str, *, kind: Kind | None = None,
-               si: Any | None = None) -> "LeaseSession":
+               si: Any | None = None, handle: str | None = None) -> "LeaseSession":
         """A session on a reference the suite did not acquire here (stale, bogus, other session).
 
-        No ``Acquire`` event: the reference is what is under test.
+        ``lease`` is a moid (bound to ``si``, another session, or ours) or a
+        reference; ``handle`` reuses an existing handle (a stale reference to
+        a lease already in the history), else a new one is counted. No
+        ``Acquire`` event: the reference is what is under test.
         """
         ref = target.lease_ref(lease, si) if isinstance(lease, str) else lease
-        return cls(target, stream, ref, kind=kind)
+        return cls(target, stream, ref, kind=kind, handle=handle)
 
     # -- recording -------------------------------------------------------------
 
@@ -371,8 +380,7 @@ class LeaseSession:
 
     def read(self) -> dict[str, Any]:
         """``Read``: state, progress, error, info, (6.7) transferProgress/mode/capabilities."""
-        values = self._call("Read", {}, self._fetch, self._summarize)
-        return self._summarize(values)
+        return self._call("Read", {}, lambda: self._summarize(self._fetch()), lambda v: v)
 
     def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
         """``WaitReady``: poll until the state leaves ``initializing`` (ready *or* error).
@@ -386,14 +394,13 @@ class LeaseSession:
             while True:
                 values = self._fetch()
                 if str(values.get("state")) != "initializing":
-                    return values
+                    return self._summarize(values)
                 if time.monotonic() >= deadline:
                     raise WaitTimeout(f"lease {self.lease._moId} still initializing after {timeout:g} s")
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 1.5, 0.25)
 
-        values = self._call("WaitReady", {"timeout": timeout}, wait, self._summarize)
-        return self._summarize(values)
+        return self._call("WaitReady", {"timeout": timeout}, wait, lambda v: v)
 
     # -- lease methods -----------------------------------------------------------
 
@@ -465,7 +472,7 @@ class LeaseSession:
         if not self.covered and self.entity is not None:
             self.covered = _vms_of(self.entity)
         if not self.covered:
-            raise NoDeviceUrl("the lease covers no VM known yet (read it once it is ready)")
+            raise NoCoveredVm("the lease covers no VM known yet (read it once it is ready)")
         return self.covered[0]
 
     def _vm_task(self, call: str, vm: Any | None, start: Callable[[Any], Any]) -> Any:
@@ -870,6 +877,6 @@ def _current_snapshot(target: Target, vm: Any) -> Any | None:
 
 
 __all__ = [
-    "Attempt", "KeepAlive", "LeaseSession", "NoDeviceUrl", "NoTask", "acquire_export_snapshot",
+    "Attempt", "KeepAlive", "LeaseSession", "NoCoveredVm", "NoDeviceUrl", "NoTask", "acquire_export_snapshot",
     "acquire_export_vapp", "acquire_export_vm", "acquire_import", "attempt", "classify", "next_handle",
 ]

@@ -100,7 +100,7 @@ class TargetSpec:
         if "://" not in text:
             text = "https://" + text
         parts = urlsplit(text)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
+        if parts.scheme != "https" or not parts.hostname:
             raise ValueError(f"target must be 'sim', 'vcsim' or an https URL, got {redact(text)!r}")
         user = username or (unquote(parts.username) if parts.username else None) or env.get("GOVC_USERNAME") or None
         pw = password or (unquote(parts.password) if parts.password else None) or env.get("GOVC_PASSWORD") or None
@@ -109,7 +109,7 @@ class TargetSpec:
         return cls(
             kind="url",
             host=parts.hostname,
-            port=parts.port or (443 if parts.scheme == "https" else 80),
+            port=parts.port or 443,
             path=parts.path if parts.path not in ("", "/") else "/sdk",
             username=user,
             password=pw,

@@ -80,8 +80,9 @@ def test_url_forms() -> None:
     assert TargetSpec.parse("vc.example.com:9443", env={}).url == "https://vc.example.com:9443/sdk"
     assert TargetSpec.parse("https://vc.example.com/", env={}).path == "/sdk"
     assert TargetSpec.parse("https://[::1]:8989/sdk", env={}).url == "https://[::1]:8989/sdk"
-    with pytest.raises(ValueError):
-        TargetSpec.parse("ftp://vc/sdk", env={})
+    for bad in ("ftp://vc/sdk", "http://vc/sdk"):  # the SDK is https only
+        with pytest.raises(ValueError):
+            TargetSpec.parse(bad, env={})
 
 
 def test_password_never_in_display_url_or_repr() -> None:
