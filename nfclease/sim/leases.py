@@ -24,8 +24,8 @@ Complete/Abort raise InvalidState once released and Timedout when the lease
 timed out; Progress raises Timedout after expiry; GetManifest raises
 InvalidState when not ready and Timedout after expiry; SetManifestChecksumType
 and PullFromUrls raise InvalidState. Where the page is silent (Progress after
-Complete), the simulator answers InvalidState, the fault the page uses for
-"already completed or aborted".
+Complete or Abort), the simulator accepts the call and changes nothing:
+Progress declares only Timedout, so any fault there would be undeclared.
 """
 
 from __future__ import annotations
@@ -206,6 +206,12 @@ class Lease(MObject):
         raise invalid_state(f"{call}: the lease has already been aborted")
 
     def progress(self, percent: int) -> None:
+        self.advance()
+        if self.state in ("done", "error") and not self.expired:
+            # The page names only Timedout for Progress. After Complete/Abort there
+            # is nothing to renew; answering a fault the method does not declare
+            # would be a deviation of its own, so a late Progress is a no-op.
+            return
         self.check_live("HttpNfcLeaseProgress")
         if not 0 <= percent <= 100:
             raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="percent"),
