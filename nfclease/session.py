@@ -445,9 +445,17 @@ class LeaseSession:
         ``files`` are ``{targetDeviceId, url, create, [sslThumbprint, httpHeaders,
         size, memberName]}`` dicts or ``HttpNfcLease.SourceFile`` objects;
         ``variant`` only labels the intent for the model. Returns the TaskInfo.
+        A dict may also carry ``sha1``/``sha256`` of what the URL serves: not
+        sent (SourceFile has no such member), only recorded, with ``size``, so
+        the model can hold the manifest against the sources.
         """
-        sources = [_source_file(f) for f in files]
-        recorded = [{"targetDeviceId": s.targetDeviceId, "url": s.url, "create": s.create} for s in sources]
+        digests = [{k: f[k] for k in ("sha1", "sha256") if f.get(k)} if isinstance(f, Mapping) else {}
+                   for f in files]
+        sources = [_source_file({k: v for k, v in f.items() if k not in ("sha1", "sha256")}
+                                if isinstance(f, Mapping) else f) for f in files]
+        recorded = [{"targetDeviceId": s.targetDeviceId, "url": s.url, "create": s.create,
+                     **({"size": s.size} if getattr(s, "size", None) is not None else {}), **d}
+                    for s, d in zip(sources, digests)]
 
         def pull() -> Any:
             task = self.lease.HttpNfcLeasePullFromUrls_Task(files=sources)

@@ -134,10 +134,18 @@ class TransferResult:
     seconds: float
     sha256: str | None = None
     message: str = ""
+    thumbprint: str | None = None  # SHA-1 of the certificate the NFC host served (https only)
 
     def summary(self) -> dict[str, Any]:
-        """The event value (``{status, bytes, sha1}``) the vocabulary asks for."""
-        return {"status": self.status, "bytes": self.bytes, "sha1": self.sha1}
+        """The event value: ``{status, bytes, sha1}``, plus ``sha256`` and the served
+        certificate's ``thumbprint`` when known (the model checks them against the
+        manifest's checksum and the deviceUrl's sslThumbprint)."""
+        out: dict[str, Any] = {"status": self.status, "bytes": self.bytes, "sha1": self.sha1}
+        if self.sha256 is not None:
+            out["sha256"] = self.sha256
+        if self.thumbprint is not None:
+            out["thumbprint"] = self.thumbprint
+        return out
 
 
 class Digest:
@@ -442,9 +450,10 @@ class NfcClient:
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NfcTransportError(exc, request_sent=True, url=url) from exc
+        served = getattr(conn, "peer_thumbprint", None)
         self._checkin(key, conn, response)
         return TransferResult(response.status, digest.bytes, digest.sha1,
-                              time.monotonic() - started, digest.sha256, response.reason)
+                              time.monotonic() - started, digest.sha256, response.reason, served)
 
     def close(self) -> None:
         """Close every idle connection."""
@@ -500,9 +509,10 @@ class NfcClient:
             # The server may have refused early and closed: its answer can still be read.
             return self._after_send_failure(conn, exc, url, started, hashing)
         response = self._response(conn, url, key)
+        served = getattr(conn, "peer_thumbprint", None)
         self._drain_and_checkin(key, conn, response, url)
         return TransferResult(response.status, hashing.bytes, hashing.sha1,
-                              time.monotonic() - started, hashing.sha256, response.reason)
+                              time.monotonic() - started, hashing.sha256, response.reason, served)
 
     def _send_body(self, conn: _Conn, hashing: HashingBody, length: int,
                    on_bytes: ProgressCallback | None) -> None:
@@ -566,11 +576,12 @@ class NfcClient:
                       started: float, hashing: HashingBody) -> TransferResult:
         """The server answered before the body: never reuse this connection."""
         message, _ = self._error_message(response)
+        served = getattr(conn, "peer_thumbprint", None)
         conn.close()
         if response.status >= 400:
             raise NfcHttpError(response.status, message, url)
         return TransferResult(response.status, hashing.bytes, hashing.sha1,
-                              time.monotonic() - started, hashing.sha256, message)
+                              time.monotonic() - started, hashing.sha256, message, served)
 
     def _after_send_failure(self, conn: _Conn, exc: BaseException, url: str, started: float,
                             hashing: HashingBody) -> TransferResult:
@@ -658,6 +669,7 @@ class NfcClient:
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NfcTransportError(exc, request_sent=False, url=url) from exc
+        conn.peer_thumbprint = _served_thumbprint(conn)
         self.connections_opened += 1
         return conn, True
 
@@ -678,6 +690,22 @@ class NfcClient:
                 idle.append(conn)
                 return
         conn.close()
+
+
+def _served_thumbprint(conn: Any) -> str | None:
+    """SHA-1 of the certificate the peer served, ``AB:CD:..`` as vSphere writes it (None for http)."""
+    sock = getattr(conn, "sock", None)
+    getpeercert = getattr(sock, "getpeercert", None)
+    if getpeercert is None:
+        return None
+    try:
+        der = getpeercert(binary_form=True)
+    except (ValueError, OSError):
+        return None
+    if not der:
+        return None
+    digest = hashlib.sha1(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 def _sent_something(exc: BaseException) -> bool:
