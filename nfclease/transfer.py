@@ -134,7 +134,9 @@ class TransferResult:
     seconds: float
     sha256: str | None = None
     message: str = ""
-    thumbprint: str | None = None  # SHA-1 of the certificate the NFC host served (https only)
+    # SHA-1 of the certificate the NFC host served, recorded when the device URL
+    # announced an sslThumbprint (the one the model holds it against)
+    thumbprint: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """The event value: ``{status, bytes, sha1}``, plus ``sha256`` and the served
@@ -450,7 +452,7 @@ class NfcClient:
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NfcTransportError(exc, request_sent=True, url=url) from exc
-        served = getattr(conn, "peer_thumbprint", None)
+        served = getattr(conn, "peer_thumbprint", None) if thumbprint else None
         self._checkin(key, conn, response)
         return TransferResult(response.status, digest.bytes, digest.sha1,
                               time.monotonic() - started, digest.sha256, response.reason, served)
@@ -509,7 +511,7 @@ class NfcClient:
             # The server may have refused early and closed: its answer can still be read.
             return self._after_send_failure(conn, exc, url, started, hashing)
         response = self._response(conn, url, key)
-        served = getattr(conn, "peer_thumbprint", None)
+        served = getattr(conn, "peer_thumbprint", None) if thumbprint else None
         self._drain_and_checkin(key, conn, response, url)
         return TransferResult(response.status, hashing.bytes, hashing.sha1,
                               time.monotonic() - started, hashing.sha256, response.reason, served)
@@ -576,12 +578,11 @@ class NfcClient:
                       started: float, hashing: HashingBody) -> TransferResult:
         """The server answered before the body: never reuse this connection."""
         message, _ = self._error_message(response)
-        served = getattr(conn, "peer_thumbprint", None)
         conn.close()
         if response.status >= 400:
             raise NfcHttpError(response.status, message, url)
         return TransferResult(response.status, hashing.bytes, hashing.sha1,
-                              time.monotonic() - started, hashing.sha256, message, served)
+                              time.monotonic() - started, hashing.sha256, message)
 
     def _after_send_failure(self, conn: _Conn, exc: BaseException, url: str, started: float,
                             hashing: HashingBody) -> TransferResult:
