@@ -1,0 +1,80 @@
+"""Allure results from a conformance record, one Allure test per clause.
+
+``pytest --alluredir DIR`` (allure-pytest) already reports the suite's own
+tests. A conformance *run* is judged clause by clause, not test by test, so
+this module turns a ``results.json`` record into Allure result files: each
+clause is a test named by its id, grouped by clause family (``timeout``,
+``manifest``...) as the feature, labelled with the target as the suite and
+with its level as the severity, with the repro attached when the clause
+FAILed. ``allure generate DIR`` then shows the same verdicts as the terminal
+table and the JUnit file, from the same record.
+
+Status mapping: PASS -> passed, FAIL/XPASS -> failed, XFAIL -> skipped
+(``known`` set, with the expectation's reason), NA -> skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from allure_commons.logger import AllureFileLogger
+from allure_commons.model2 import Label, Link, StatusDetails, TestResult
+
+_STATUS = {"PASS": "passed", "FAIL": "failed", "XPASS": "failed", "XFAIL": "skipped", "NA": "skipped"}
+_SEVERITY = {"MUST": "critical", "SHOULD": "normal"}
+CLAUSES_DOC = "conformance/CLAUSES.md"
+
+
+def _result(entry: Mapping[str, Any], run_info: Mapping[str, Any], now_ms: int) -> TestResult:
+    clause = str(entry["clause"])
+    target = str(run_info.get("target") or "target")
+    status = str(entry["status"])
+    details = StatusDetails(message=f"{status}: {entry.get('message') or ''}".strip(),
+                            trace=entry.get("repro") or None,
+                            known=True if status == "XFAIL" else None)
+    history_id = hashlib.sha1(f"{target}/{clause}".encode()).hexdigest()
+    return TestResult(
+        uuid=str(uuid.uuid4()), historyId=history_id, testCaseId=clause,
+        fullName=f"conformance.{clause}", name=clause, status=_STATUS.get(status, "unknown"),
+        statusDetails=details, start=now_ms, stop=now_ms,
+        labels=[Label("suite", target), Label("feature", clause.split(".")[0]), Label("story", clause),
+                Label("severity", _SEVERITY.get(str(entry.get("level")), "normal")),
+                Label("tag", status), Label("framework", "nfclease")],
+        links=[Link(type="link", url=f"{CLAUSES_DOC}#{clause.replace('.', '')}", name="clause")],
+        titlePath=["conformance", target])
+
+
+def write_allure(directory: str | Path, results: Iterable[Mapping[str, Any] | Any],
+                 run_info: Mapping[str, Any]) -> Path:
+    """Write one Allure result per clause into ``directory`` (created if needed)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    logger = AllureFileLogger(str(out))
+    now_ms = int(time.time() * 1000)
+    for entry in results:
+        record = entry if isinstance(entry, Mapping) else entry.to_dict()
+        logger.report_result(_result(record, run_info, now_ms))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m reports.allure results.json OUTDIR``."""
+    import argparse
+
+    from reports.results import read_results
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("results")
+    parser.add_argument("outdir")
+    args = parser.parse_args(argv)
+    record = read_results(args.results)
+    write_allure(args.outdir, record["results"], record["run_info"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
