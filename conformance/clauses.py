@@ -421,6 +421,15 @@ CLAUSES: tuple[Clause, ...] = (
         (_spec("Managed Object Description", "Represents a lease on a VirtualMachine or a VirtualApp, which can be used to import or export disks for the entity."),),
         "observe",
     ),
+    # ----------------------------------------------------------- references
+    Clause(
+        "ref.foreign", "SHOULD", "4.0",
+        "A call through a lease reference that names no lease of the caller's session (another "
+        "session's lease, or a moid never handed out) SHOULD raise ManagedObjectNotFound and act on nothing.",
+        (_notes("How real servers behave (reported)", "Lease references are session scoped (`session[<uuid>]<uuid>`)."),
+         _spec("Faults: RuntimeFault", "Thrown if any type of runtime fault is thrown that is not covered by the other faults; for example, a communication error.")),
+        "every call on a handle introduced by an Attach record (kind foreign or bogus)",
+    ),
     # --------------------------------------------------------------- faults
     Clause(
         "faults.declared", "MUST", "4.0",

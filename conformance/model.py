@@ -12,7 +12,11 @@ same verdicts online (as an EventStream listener) and offline
 Per lease, a :class:`LeaseModel` keeps the *set* of states the lease may be in
 (see the theory of operation in ``table.py``), the timing bounds used to judge
 expiry, and what earlier events recorded (device URLs, transfers, manifest,
-last percent, the fault given to Abort...). The value invariants (Read values,
+last percent, the fault given to Abort...). Handles introduced by an
+``Attach`` record (``kind`` ``foreign``: another session's reference to a
+lease, ``bogus``: a moid never handed out; ``of``: the handle of the lease it
+names) are no leases of the run: every call through them is judged by
+``ref.foreign`` alone. The value invariants (Read values,
 manifests, transfers, declared faults) live here; the state x call rules live
 in the table.
 
@@ -43,6 +47,9 @@ DEVIATION_DELETED = "ManagedObjectNotFound: lease object deleted after release (
 ACQUIRE_SINCE = {"import": "4.0", "export-vm": "4.0", "export-vapp": "4.0", "export-snapshot": "5.5"}
 _HEX = re.compile(r"^[0-9a-f]+$")
 REPRO_LINES = 40
+#: The record that introduces a lease reference the run did not acquire (see conformance/machine.py).
+ATTACH = "Attach"
+FOREIGN_KINDS = ("foreign", "bogus")
 
 
 def default_tolerance(lease_timeout: float) -> float:
@@ -327,6 +334,8 @@ class Model:
         else:
             self._tolerance = lambda _t, w=float(tolerance): w
         self.leases: dict[str, LeaseModel] = {}
+        self.refs: dict[str, LeaseModel] = {}  # handles from Attach records: foreign or bogus references
+        self.refs_of: dict[str, str] = {}  # foreign reference handle -> the handle of the lease it names
         self.entities: dict[str, EntityModel] = {}
         self.verdicts = ClauseVerdicts(api_version)
         self.keep_judgements = keep_judgements
@@ -344,7 +353,13 @@ class Model:
     def feed(self, event: Event) -> Judgement:
         """Judge one event, update the model, fold the judgement into :attr:`verdicts`."""
         lease = self.leases.get(event.lease) if event.lease else None
-        if event.call == "Acquire":
+        if event.call == ATTACH:
+            j = self._attach(event)
+            lease = self.refs.get(event.lease or "")
+        elif event.lease in self.refs:
+            lease = self.refs[event.lease]
+            j = self._foreign(lease, event)
+        elif event.call == "Acquire":
             j = self._acquire(event)
             lease = self.leases.get(event.lease) if event.lease else None
         elif event.call in T.BLOCKED_OPERATIONS:
@@ -425,6 +440,42 @@ class Model:
             lease.expected_devices = disks + (files or 0)
         self.leases[event.lease] = lease
         return Judgement(event, after=tuple(sorted(lease.possible)), note=f"lease {event.lease} acquired ({kind})")
+
+    # ------------------------------------------------- foreign references
+    def _attach(self, event: Event) -> Judgement:
+        """An ``Attach`` record: the handle names a reference that is no lease of this session."""
+        kind = str(event.args.get("kind"))
+        if kind not in FOREIGN_KINDS or not event.lease:
+            return Judgement(event, note=f"Attach of kind {kind!r}: not judged (known: {', '.join(FOREIGN_KINDS)})")
+        ref = LeaseModel(event.lease, kind, acquired_at=event.start, last_end=event.end)
+        ref.possible = set()
+        self.refs[event.lease] = ref
+        of = event.args.get("of")
+        if of:
+            self.refs_of[event.lease] = str(of)
+        return Judgement(event, note=f"{event.lease} is a {kind} reference" + (f" to {of}'s lease" if of else ""))
+
+    def _foreign(self, ref: LeaseModel, event: Event) -> Judgement:
+        """A call through a foreign/bogus reference: ManagedObjectNotFound, and nothing happens."""
+        obs = T.observed(event.call, event.outcome, event.value, event.fault)
+        j = Judgement(event)
+        what = f"{event.call} through a {ref.kind} reference"
+        if obs.kind == "unknown":
+            j.checks.append(self._check("ref.foreign", None, "ManagedObjectNotFound", str(obs),
+                                        "outcome unknown (no reply): not judged"))
+        else:
+            ok = obs.kind == "fault" and is_a(obs.fault or "", T.NOT_FOUND)
+            j.checks.append(self._check("ref.foreign", ok, "ManagedObjectNotFound", str(obs),
+                                        f"{what}: expected ManagedObjectNotFound; observed {obs}"))
+        owner = self.leases.get(str(self.refs_of.get(ref.lease))) if ref.lease in self.refs_of else None
+        if owner is not None and obs.kind != "fault":
+            # the server may have acted on the owner's lease: widen what it may be, so one
+            # deviation does not turn into false verdicts on the owner's later calls
+            if event.call in ("Complete", "Abort") and owner.possible & T.HELD:
+                owner.possible |= {T.DONE if event.call == "Complete" else T.ERROR}
+            if event.call in T.MAY_RENEW:
+                owner.renew_hi = max(owner.renew_hi if owner.renew_hi is not None else event.end, event.end)
+        return j
 
     # ---------------------------------------------------------- lease calls
     def _lease_call(self, lease: LeaseModel, event: Event) -> Judgement:
@@ -989,8 +1040,8 @@ def _thumb(value: Any) -> str | None:
 
 def _call_text(e: Event) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in sorted(e.args.items()))
-    if e.call == "Acquire":
-        return f"{e.lease} = Acquire({args})"
+    if e.call in ("Acquire", ATTACH):
+        return f"{e.lease} = {e.call}({args})"
     if e.call == "Sleep" or not e.lease:
         return f"{e.call}({args})"
     return f"{e.lease}.{e.call}({args})"
