@@ -16,7 +16,10 @@ Throughput of a scenario is the bytes of its *completed* transfers divided
 by the span from its first transfer's start to its last transfer's end (the
 aggregate uses the span of all transfers): the rate at which disk data
 flowed, SOAP overheads between transfers included, ramp-up and the
-in-flight transfers killed at the end excluded.
+in-flight transfers killed at the end excluded. ``steady_mbps`` is the same
+rate over the middle of that span (the first and last 10 % left out, bytes
+counted pro rata by overlap): the rate once every user is busy, without the
+ramp-up and the tail of a graceful stop.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from typing import Any, Iterable, Sequence
 
 MB = 1_000_000
 PERCENTILES = (50, 90, 95, 99)
+#: steady-state throughput leaves out this fraction of the transfer span at each end (ramp-up, tail)
+STEADY_TRIM = 0.1
 AGGREGATE = "aggregate"
 
 #: record kinds and their fields (positional, to keep worker reports small)
@@ -140,10 +145,16 @@ def _summarize(recs: dict[str, list[list[Any]]], names: set[str]) -> dict[str, A
     up = [x for x in done if x["direction"] == "upload"]
     down = [x for x in done if x["direction"] == "download"]
 
+    soap_rows = _rows(recs, "soap", names)
+    starts = [r["end"] - r["ms"] / 1000.0 for r in soap_rows] + [x["start"] for x in xfers]
+    ends = [r["end"] for r in soap_rows] + [x["end"] for x in xfers]
+    active = (max(ends) - min(starts)) if starts else 0.0
+    leases = len({r["moid"] for r in _rows(recs, "lease", names)})
+
     soap: dict[str, dict[str, Any]] = {}
     by_method: dict[str, list[float]] = defaultdict(list)
     failures: dict[str, int] = defaultdict(int)
-    for row in _rows(recs, "soap", names):
+    for row in soap_rows:
         by_method[row["method"]].append(row["ms"])
         if not row["ok"]:
             failures[row["method"]] += 1
@@ -169,8 +180,17 @@ def _summarize(recs: dict[str, list[list[Any]]], names: set[str]) -> dict[str, A
     for row in _rows(recs, "error", names):
         errors_by[f"{row['call']} {row['fault']}"] += 1
 
+    steady = 0.0
+    if span > 0:
+        lo = min(x["start"] for x in done) + STEADY_TRIM * span
+        hi = max(x["end"] for x in done) - STEADY_TRIM * span
+        moved = sum(x["bytes"] * max(0.0, min(hi, x["end"]) - max(lo, x["start"])) / max(1e-9, x["end"] - x["start"])
+                    for x in done)
+        steady = moved / MB / (hi - lo)
+
     out: dict[str, Any] = {
         "throughput_mbps": round(total / MB / span, 3) if span > 0 else 0.0,
+        "steady_mbps": round(steady, 3),
         "stream_mbps": round(total / MB / busy, 3) if busy > 0 else 0.0,
         "transfers": len(done),
         "transfers_failed": len(xfers) - len(done),
@@ -180,7 +200,10 @@ def _summarize(recs: dict[str, list[list[Any]]], names: set[str]) -> dict[str, A
         "bytes_verified": sum(v["bytes"] for v in verify if v["ok"]),
         "bytes_corrupted": sum(v["bytes"] for v in verify if not v["ok"]),
         "transfer_span_s": round(span, 3),
-        "leases_acquired": len({r["moid"] for r in _rows(recs, "lease", names)}),
+        "active_s": round(active, 3),
+        "leases_acquired": leases,
+        "leases_per_s": round(leases / active, 3) if active > 0 else 0.0,
+        "soap_calls_per_s": round(len(soap_rows) / active, 3) if active > 0 else 0.0,
         "leases_expired": len(unintended),
         "leases_expired_deliberately": len(deliberate),
         "time_to_ready_s": distribution([r["seconds"] for r in _rows(recs, "ready", names)], 3),

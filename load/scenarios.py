@@ -11,8 +11,9 @@ so scenarios only make sure the lease is not left held (Abort) and return.
   streamOptimized VMDKs generated on the fly (never held whole), Progress
   every ``keepalive`` s in the background (govmomi's 2 s by default),
   GetManifest (the bridge checks size and sha1 of every upload against it),
-  Complete, then Destroy of the imported VM (cleanup: keeps the inventory
-  bounded over long runs; ``keep_imports`` skips it).
+  Complete, then Destroy of the imported VM (cleanup, run beside the next
+  iteration: keeps the inventory and the target's storage bounded over long
+  runs; ``keep_imports`` skips it, the VMs then go when the user stops).
 * ``export-download`` -- ExportVm of the user's own VM (imported once at
   start, so users never contend for a VM), GET every device URL, GetManifest
   (size and sha1 checked), Complete.
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -96,6 +98,19 @@ class UserContext:
     stopping: Callable[[], bool] = lambda: False
     own_vm: Any = None
     state: dict[str, Any] = field(default_factory=dict)
+    background: list[threading.Thread] = field(default_factory=list)
+
+    def in_background(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run cleanup (``fn(*args)``) beside the next iteration; at most one outstanding (bounded waits)."""
+        self.join_background(keep=0)
+        thread = threading.Thread(target=fn, args=args, name="nfclease-load-cleanup", daemon=True)
+        thread.start()
+        self.background.append(thread)
+
+    def join_background(self, keep: int = 0, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.background) > keep:
+            self.background.pop(0).join(max(0.0, deadline - time.monotonic()))
 
 
 # -- helpers ---------------------------------------------------------------------
@@ -182,7 +197,8 @@ def import_upload(ctx: UserContext) -> None:
         session.get_manifest()
         held.complete()
         if not opts.keep_imports and session.entity is not None:
-            attempt(session.destroy, session.entity)
+            # cleanup, not part of the import: runs beside the next iteration
+            ctx.in_background(attempt, session.destroy, session.entity)
     finally:
         held.finish()
 

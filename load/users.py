@@ -55,6 +55,8 @@ class LoadContext:
     figures: Figures = field(default_factory=Figures)
     options: LoadOptions | None = None       # None: read --nfc-* from environment.parsed_options
     cafile: str | None = None                # trusted CA of an in-process simulator
+    username: str | None = None              # in-process runs; workers read NFCLEASE_LOAD_*
+    password: str | None = field(default=None, repr=False)
     owned: list[Any] = field(default_factory=list)
 
     def load_options(self, environment: Any) -> LoadOptions:
@@ -69,8 +71,8 @@ class LoadContext:
             raise ValueError("no target: give --host https://HOST/sdk (or 'sim' for an embedded simulator)")
         return TargetSpec.parse(host, cafile=options.cafile or self.cafile or None,
                                 thumbprint=options.thumbprint or None, insecure=options.insecure or None,
-                                username=os.environ.get(USERNAME_ENV) or None,
-                                password=os.environ.get(PASSWORD_ENV) or None)
+                                username=self.username or os.environ.get(USERNAME_ENV) or None,
+                                password=self.password or os.environ.get(PASSWORD_ENV) or None)
 
 
 def attach(environment: Any, context: LoadContext | None = None) -> LoadContext:
@@ -179,6 +181,8 @@ class LeaseUser(User):
 
     def on_stop(self) -> None:
         self._stopping = True
+        if self.ctx is not None:
+            self.ctx.join_background()
         self.bridge.scenario = "teardown"
         try:
             self._stack.close()  # Target.close: abort what is held, remove what was imported, log out
