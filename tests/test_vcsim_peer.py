@@ -1,0 +1,203 @@
+"""govmomi's vcsim as a peer target: it starts, speaks verified TLS, and hands
+out an import lease to unmodified pyvmomi.
+
+Needs build/vcsim (``sh tools/build-vcsim``, from Debian's golang-go and
+golang-github-vmware-govmomi-dev) or $NFCLEASE_VCSIM; skipped without it.
+These talk to pyvmomi directly on purpose: they check the peer and the
+helper that runs it, not the lease rules (those go through nfclease.session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+import stat
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import pytest
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim
+
+from nfclease.vcsim import VcsimError, VcsimProcess, find_vcsim, run_vcsim, thumbprint_of
+
+_NO_VCSIM = (
+    "no vcsim binary: run tools/build-vcsim (apt-get install golang-go "
+    "golang-github-vmware-govmomi-dev) or set $NFCLEASE_VCSIM"
+)
+_skip_without_vcsim = pytest.mark.skipif(find_vcsim() is None, reason=_NO_VCSIM)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def needs_vcsim(test: F) -> F:
+    """``@pytest.mark.vcsim``, skipped with a reason when the binary is absent."""
+    return pytest.mark.vcsim(_skip_without_vcsim(test))  # type: ignore[no-any-return]
+
+# One VM with one 1 MiB disk on a SCSI controller.
+OVF = """<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
+  xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
+  xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+  xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData">
+  <References><File ovf:href="disk-0.vmdk" ovf:id="file1" ovf:size="1024"/></References>
+  <DiskSection><Info>disks</Info>
+    <Disk ovf:capacity="1" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1"
+      ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <VirtualSystem ovf:id="peer">
+    <Info>one disk</Info><Name>peer</Name>
+    <OperatingSystemSection ovf:id="1"><Info>os</Info></OperatingSystemSection>
+    <VirtualHardwareSection><Info>hw</Info>
+      <System><vssd:ElementName>hw</vssd:ElementName><vssd:InstanceID>0</vssd:InstanceID>
+        <vssd:VirtualSystemType>vmx-13</vssd:VirtualSystemType></System>
+      <Item><rasd:ElementName>cpu</rasd:ElementName><rasd:InstanceID>1</rasd:InstanceID>
+        <rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>1</rasd:VirtualQuantity></Item>
+      <Item><rasd:ElementName>mem</rasd:ElementName><rasd:InstanceID>2</rasd:InstanceID>
+        <rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>32</rasd:VirtualQuantity></Item>
+      <Item><rasd:ElementName>scsi</rasd:ElementName><rasd:InstanceID>3</rasd:InstanceID>
+        <rasd:ResourceSubType>lsilogic</rasd:ResourceSubType><rasd:ResourceType>6</rasd:ResourceType></Item>
+      <Item><rasd:AddressOnParent>0</rasd:AddressOnParent><rasd:ElementName>disk0</rasd:ElementName>
+        <rasd:HostResource>ovf:/disk/vmdisk1</rasd:HostResource><rasd:InstanceID>4</rasd:InstanceID>
+        <rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+"""
+
+
+@pytest.fixture(scope="module")
+def vcsim() -> Iterator[VcsimProcess]:
+    if find_vcsim() is None:
+        pytest.skip(_NO_VCSIM)
+    with run_vcsim() as vc:
+        yield vc
+
+
+@pytest.fixture
+def si(vcsim: VcsimProcess) -> Iterator[vim.ServiceInstance]:
+    # TLS verified against the certificate vcsim wrote (-cert-out).
+    conn = SmartConnect(
+        host=vcsim.host, port=vcsim.port, user=vcsim.username, pwd=vcsim.password, sslContext=vcsim.ssl_context()
+    )
+    try:
+        yield conn
+    finally:
+        Disconnect(conn)
+
+
+@needs_vcsim
+def test_url_and_certificate(vcsim: VcsimProcess) -> None:
+    assert vcsim.url == f"https://127.0.0.1:{vcsim.port}/sdk"
+    assert vcsim.cafile is not None
+    served = ssl.get_server_certificate((vcsim.host, vcsim.port), timeout=10)
+    der = ssl.PEM_cert_to_DER_cert(served)
+    assert der == ssl.PEM_cert_to_DER_cert(vcsim.cafile.read_text())
+    assert vcsim.thumbprint == thumbprint_of(der)
+    assert vcsim.thumbprint == ":".join(f"{b:02X}" for b in hashlib.sha1(der).digest())
+
+
+@needs_vcsim
+def test_tls_is_really_verified(vcsim: VcsimProcess) -> None:
+    # With only the system's trust store the handshake is refused: the
+    # verified connections in the other tests are not a formality.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        SmartConnect(
+            host=vcsim.host,
+            port=vcsim.port,
+            user=vcsim.username,
+            pwd=vcsim.password,
+            sslContext=ssl.create_default_context(),
+        )
+
+
+@needs_vcsim
+def test_about(si: vim.ServiceInstance) -> None:
+    about = si.content.about
+    assert about.apiType == "VirtualCenter"
+    assert about.apiVersion.split(".")[0].isdigit()
+    # pyvmomi negotiated a version the server lists (vimServiceVersions.xml).
+    assert si._stub.version.startswith("vim.version.")
+
+
+@needs_vcsim
+def test_import_vapp_lease_ready(si: vim.ServiceInstance) -> None:
+    content = si.RetrieveContent()
+    dc = content.rootFolder.childEntity[0]
+    cluster = next(e for e in dc.hostFolder.childEntity if isinstance(e, vim.ClusterComputeResource))
+    pool, ds = cluster.resourcePool, dc.datastore[0]
+    name = f"peer-{time.monotonic_ns()}"
+
+    result = content.ovfManager.CreateImportSpec(
+        OVF, pool, ds, vim.OvfManager.CreateImportSpecParams(entityName=name)
+    )
+    assert not result.error, result.error
+    assert [f.path for f in result.fileItem] == ["disk-0.vmdk"]
+
+    lease = pool.ImportVApp(result.importSpec, dc.vmFolder)
+    try:
+        deadline = time.monotonic() + 30
+        while lease.state == vim.HttpNfcLease.State.initializing and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lease.state == vim.HttpNfcLease.State.ready
+        info = lease.info
+        assert len(info.deviceUrl) == 1
+        device = info.deviceUrl[0]
+        assert device.disk is True
+        assert device.importKey == result.fileItem[0].deviceId
+        assert device.url.startswith("https://") and device.url.endswith("/disk-0.vmdk")
+        assert info.entity is not None and info.entity.name == name
+    finally:
+        lease.HttpNfcLeaseAbort()
+
+
+@needs_vcsim
+def test_credentials_are_enforced() -> None:
+    with run_vcsim(username="alice", password="s3cret") as vc:
+        with pytest.raises(vim.fault.InvalidLogin):
+            SmartConnect(host=vc.host, port=vc.port, user="user", pwd="pass", sslContext=vc.ssl_context())
+        conn = SmartConnect(host=vc.host, port=vc.port, user="alice", pwd="s3cret", sslContext=vc.ssl_context())
+        Disconnect(conn)
+
+
+@needs_vcsim
+def test_stopped_on_exit() -> None:
+    with run_vcsim() as vc:
+        proc = vc._proc
+        cafile = vc.cafile
+        assert proc is not None and proc.poll() is None
+    assert proc.returncode == 0  # SIGTERM -> clean exit
+    assert cafile is not None and not cafile.exists()
+
+
+# -- the helper, without vcsim ------------------------------------------------
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "fake-vcsim"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_find_vcsim_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NFCLEASE_VCSIM", str(tmp_path / "absent"))
+    assert find_vcsim() is None
+    fake = _script(tmp_path, "exit 0")
+    monkeypatch.setenv("NFCLEASE_VCSIM", str(fake))
+    assert find_vcsim() == fake
+
+
+def test_start_failure_carries_stderr(tmp_path: Path) -> None:
+    fake = _script(tmp_path, "echo 'vcsim: model: boom' >&2; exit 3")
+    with pytest.raises(VcsimError, match=r"exited \(3\)[\s\S]*model: boom"):
+        VcsimProcess(fake).start()
+
+
+def test_start_wait_is_bounded(tmp_path: Path) -> None:
+    fake = _script(tmp_path, "echo 'vcsim: stuck' >&2; exec sleep 30")
+    started = time.monotonic()
+    with pytest.raises(VcsimError, match=r"no URL within 0.5 s[\s\S]*stuck"):
+        VcsimProcess(fake, start_timeout=0.5).start()
+    assert time.monotonic() - started < 10
