@@ -424,8 +424,10 @@ CLAUSES: tuple[Clause, ...] = (
     # ----------------------------------------------------------- references
     Clause(
         "ref.foreign", "SHOULD", "4.0",
-        "A call through a lease reference that names no lease of the caller's session (another "
-        "session's lease, or a moid never handed out) SHOULD raise ManagedObjectNotFound and act on nothing.",
+        "A lease method called through a reference that names no lease of the caller's session "
+        "(another session's lease, or a moid never handed out) SHOULD raise ManagedObjectNotFound and "
+        "act on nothing; reading a bogus reference SHOULD raise it too, while what another session's "
+        "read shows is reported, not judged.",
         (_notes("How real servers behave (reported)", "Lease references are session scoped (`session[<uuid>]<uuid>`)."),
          _spec("Faults: RuntimeFault", "Thrown if any type of runtime fault is thrown that is not covered by the other faults; for example, a communication error.")),
         "every call on a handle introduced by an Attach record (kind foreign or bogus)",

@@ -162,6 +162,7 @@ class LeaseModel:
     transfer_started: set[str] = field(default_factory=set)
     checksum_requested: dict[str, tuple[str, bool]] = field(default_factory=dict)
     manifest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    manifest_covers: set[str] = field(default_factory=set)  # keys whose entry was read after their transfer
     history: list[Event] = field(default_factory=list)
 
     @property
@@ -460,7 +461,12 @@ class Model:
         obs = T.observed(event.call, event.outcome, event.value, event.fault)
         j = Judgement(event)
         what = f"{event.call} through a {ref.kind} reference"
-        if obs.kind == "unknown":
+        if ref.kind == "foreign" and event.call in ("Read", "WaitReady"):
+            # whether another session's property collector shows the lease is not specified:
+            # reported, not judged (its methods must still be refused)
+            j.checks.append(self._check("ref.foreign", True, "observe", str(obs),
+                                        observation=f"{event.call}@foreign -> {obs}"))
+        elif obs.kind == "unknown":
             j.checks.append(self._check("ref.foreign", None, "ManagedObjectNotFound", str(obs),
                                         "outcome unknown (no reply): not judged"))
         else:
@@ -547,6 +553,10 @@ class Model:
             possible.add(T.EXPIRED)
         elif timing == "alive" and possible == {T.READY}:
             forced = "alive"
+        elif timing is None and T.READY in possible and lease.lease_timeout is None:
+            # no ready Read showed leaseTimeout yet: the lease may have become ready and
+            # expired unseen, so expiry cannot be excluded
+            possible.add(T.EXPIRED)
         before = tuple(sorted(possible))
         entity = T.CALLS[case].entity
         rows = {s: T.row(s, case, lease.released_as) for s in possible}
@@ -851,6 +861,7 @@ class Model:
                 continue
             keys.append(str(e["key"]))
             lease.manifest[str(e["key"])] = dict(e)
+        lease.manifest_covers = {k for k in keys if k in lease.transfers}
         dupes = sorted(k for k, n in Counter(keys).items() if n > 1)
         if dupes:
             problems.append(f"keys appear more than once: {', '.join(dupes)}")
@@ -910,7 +921,8 @@ class Model:
         tr = Transfer("upload" if event.call == "Upload" else "download", _int(value.get("bytes")),
                       _hex(value.get("sha1")), _hex(value.get("sha256")))
         lease.transfers[key] = tr
-        if event.call == "Download" and key in lease.manifest:
+        if event.call == "Download" and key in lease.manifest and key in lease.manifest_covers:
+            # only a manifest read after an earlier download of this key describes the stream
             entry = lease.manifest[key]
             bad = []
             if tr.size is not None and _int(entry.get("size")) not in (None, tr.size):
