@@ -26,6 +26,15 @@ InvalidState when not ready and Timedout after expiry; SetManifestChecksumType
 and PullFromUrls raise InvalidState. Where the page is silent (Progress after
 Complete or Abort), the simulator accepts the call and changes nothing:
 Progress declares only Timedout, so any fault there would be undeclared.
+
+Deliberate deviations. ``SimConfig.faults`` switches on a few wrong
+behaviours, so tests can show the conformance suite catches them; each is
+marked ``DELIBERATE DEVIATION`` where it acts and is off by default:
+
+* ``complete_twice_ok``: a second Complete succeeds instead of raising InvalidState;
+* ``no_timeout``: a ready lease never expires;
+* ``manifest_wrong_sha1``: GetManifest reports a wrong sha1 for transferred files;
+* ``locks_ignored``: PowerOn/Destroy/Relocate of a covered VM are not refused.
 """
 
 from __future__ import annotations
@@ -128,12 +137,18 @@ class Lease(MObject):
         self._arm(self.ready_at)
 
     # -- time ------------------------------------------------------------------
+    def deviation(self, name: str) -> bool:
+        """Is the deliberate deviation ``name`` of ``SimConfig.faults`` switched on?"""
+        return bool(self.manager.config.faults.get(name))
+
     def advance(self) -> None:
         """Apply every transition whose instant has passed (caller may hold the lock)."""
         with self.world.lock:
             now = time.monotonic()
             if self.state == "initializing" and now >= self.ready_at:
                 self._become_ready()
+            if self.deviation("no_timeout"):  # DELIBERATE DEVIATION: never expires
+                return
             if self.state == "ready" and self.expires_at is not None and now >= self.expires_at:
                 self.expired = True
                 self._release("error", vim.fault.Timedout(
@@ -222,6 +237,8 @@ class Lease(MObject):
         self.task.set_progress(percent)
 
     def complete(self) -> None:
+        if self.state == "done" and self.deviation("complete_twice_ok"):
+            return  # DELIBERATE DEVIATION: a second Complete succeeds
         self.check_live("HttpNfcLeaseComplete")
         if self.state == "initializing":
             raise invalid_state("HttpNfcLeaseComplete: the lease is still initializing")
@@ -244,8 +261,11 @@ class Lease(MObject):
             raise invalid_state("HttpNfcLeaseGetManifest: the lease is not ready")
         entries = []
         for device in self.devices:
+            sha1 = device.sha1 or ""
+            if sha1 and self.deviation("manifest_wrong_sha1"):
+                sha1 = hashlib.sha1(sha1.encode()).hexdigest()  # DELIBERATE DEVIATION: not the bytes' sha1
             entry = vim.HttpNfcLease.ManifestEntry(
-                key=device.key, sha1=device.sha1 or "", size=device.bytes_transferred,
+                key=device.key, sha1=sha1, size=device.bytes_transferred,
                 disk=device.disk, capacity=device.capacity_kb * 1024 if device.disk else None,
                 populatedSize=device.bytes_transferred if device.disk else None)
             algorithm = device.wanted.get("type")
@@ -370,6 +390,8 @@ class LeaseManager:
 
     def check_unlocked(self, vm: MObject, operation: str) -> None:
         """Refuse an operation on a VM covered by a held lease (TaskInProgress)."""
+        if self.config.faults.get("locks_ignored"):
+            return  # DELIBERATE DEVIATION: covered VMs are not locked
         lease = self.lock_holder(vm)
         if lease is not None:
             raise SoapError(vim.fault.TaskInProgress(task=lease.task.ref),
