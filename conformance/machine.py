@@ -126,7 +126,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", steps=150, step_count=15, batch=10, sleep_budget=3.0, seconds=20.0),
-    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=6.0, seconds=50.0),
+    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=6.0, seconds=45.0),
     "thorough": Profile("thorough", steps=30000, step_count=50, batch=50, sleep_budget=120.0, seconds=1800.0),
 }
 
@@ -244,6 +244,7 @@ class RunContext:
         self.covered: dict[str, tuple[str, ...]] = {}  # handle -> VM moids the lease covers
         self.acquire_failures: dict[str, str] = {}  # kind -> the fault the last failed Acquire raised
         self.notes: list[str] = []
+        self.no_task = False  # the target showed no import/export task for a lease
         self._sources: SourceServer | None = None
         self._other_si: Any = None
         self._exports: dict[str, list[Any]] | None = None
@@ -255,6 +256,8 @@ class RunContext:
 
     # -- events ---------------------------------------------------------------
     def _judge(self, event: Event) -> None:
+        if event.call == "TaskInfo" and event.fault == "client.NoTask":
+            self.no_task = True
         judgement = self.model.feed(event)
         for extra in self.extra_models:
             extra.feed(event)
@@ -802,9 +805,10 @@ def seq_import(d: Direct) -> None:
             d.call(lease.upload, url, "whole", sha256=True)
         d.call(lease.get_manifest)
         d.call(lease.download, 0)
-        d.call(lease.power_on)
-        d.call(lease.destroy)
         d.call(lease.relocate)
+        d.call(lease.power_on)
+        for percent in (101, -1):
+            d.call(lease.progress, percent)
         d.call(lease.progress, 100)
         d.call(lease.read)
         d.call(lease.complete)
@@ -814,16 +818,41 @@ def seq_import(d: Direct) -> None:
         d.call(lease.upload, 0, "whole")
     finally:
         d.release(lease)
-    other = d.acquire_import(disks=1)
+    other = d.acquire_import(disks=1)  # Destroy: refused while held, works once completed
     if other is None:
         return
     try:
         if d.ready(other):
             d.call(other.upload, 0, "whole")
+            d.call(other.destroy)
             d.call(other.complete)
             d.call(other.destroy)
     finally:
         d.release(other)
+
+
+def seq_release(d: Direct) -> None:
+    """The first call after Complete or Abort, one small lease each (targets that delete
+    released leases answer only the first one as the released state's row says)."""
+    probes = [("complete", "Complete"), ("complete", "Abort"), ("complete", "Progress"), ("complete", "GetManifest"),
+              ("abort", "Abort"), ("abort", "Complete"), ("abort", "GetManifest"), ("abort", "TaskInfo")]
+    for end, call in probes:
+        lease = d.acquire_import(disks=1)
+        if lease is None:
+            return
+        try:
+            if not d.ready(lease):
+                continue
+            if end == "complete":
+                d.call(lease.upload, 0, "whole")
+                d.call(lease.complete)
+            else:
+                d.call(lease.abort, "vim.fault.NoDiskSpace")
+            probe = {"Complete": lease.complete, "Abort": lease.abort, "GetManifest": lease.get_manifest,
+                     "TaskInfo": lease.task_info, "Progress": lambda: lease.progress(10)}[call]
+            d.call(probe)
+        finally:
+            d.release(lease)
 
 
 def seq_abort(d: Direct) -> None:
@@ -972,6 +1001,7 @@ def seq_expiry(d: Direct) -> None:
 SEQUENCES: dict[str, Callable[[Direct], None]] = {
     "export": seq_export,
     "import": seq_import,
+    "release": seq_release,
     "abort": seq_abort,
     "pull": seq_pull,
     "initializing": seq_initializing,
@@ -979,28 +1009,61 @@ SEQUENCES: dict[str, Callable[[Direct], None]] = {
     "expiry": seq_expiry,
 }
 
-#: The direct sequence that exercises each clause (the per-clause tests run these).
-SEQUENCE_OF: dict[str, str] = {
-    "state.initial": "initializing", "state.lifecycle": "export", "state.readable": "export",
-    "state.init-progress": "export", "state.ready-info": "export", "state.info-valid": "export",
-    "state.error-property": "abort", "state.task-running": "export",
-    "timeout.expires": "expiry", "timeout.renewed": "expiry", "timeout.alive": "expiry",
-    "timeout.faults": "expiry", "timeout.task": "expiry",
-    "progress.accepted": "export", "progress.transfer-progress": "export", "progress.transfer-range": "export",
-    "progress.range": "export", "progress.after-release": "export",
-    "complete.done": "export", "complete.repeat": "export",
-    "abort.error": "abort", "abort.fault-reported": "abort", "abort.repeat": "abort",
-    "abort.after-complete": "export",
-    "release.transfers": "export", "release.invalid-state": "export", "release.deleted": "export",
-    "import.cleanup": "abort", "initializing.calls": "initializing",
-    "lock.power-on": "import", "lock.destroy": "import", "lock.migrate": "import",
-    "manifest.entries": "import", "manifest.state": "export",
-    "checksum.type": "import", "checksum.invalid": "import", "checksum.state": "abort",
-    "pull.capabilities": "export", "pull.transfer": "pull", "pull.mode": "pull", "pull.count": "pull",
-    "pull.http-fault": "pull", "pull.state": "abort", "pull.unsupported": "export",
-    "transfer.upload": "import", "transfer.download": "export", "transfer.thumbprint": "export",
-    "transfer.bad-upload": "abort", "transfer.direction": "export",
-    "ref.foreign": "references", "faults.declared": "export",
+#: The direct sequences that exercise each clause, in order of preference: the
+#: per-clause tests run the first, and the next ones while the clause is still
+#: unexercised (a target without export leases is judged on imports).
+SEQUENCE_OF: dict[str, tuple[str, ...]] = {
+    "state.initial": ("initializing", "import"),
+    "state.lifecycle": ("export", "import"),
+    "state.readable": ("export", "import"),
+    "state.init-progress": ("export", "import"),
+    "state.ready-info": ("export", "import"),
+    "state.info-valid": ("export", "abort"),
+    "state.error-property": ("abort",),
+    "state.task-running": ("export", "import"),
+    "timeout.expires": ("expiry",),
+    "timeout.renewed": ("expiry",),
+    "timeout.alive": ("expiry", "import"),
+    "timeout.faults": ("expiry",),
+    "timeout.task": ("expiry",),
+    "progress.accepted": ("export", "import"),
+    "progress.transfer-progress": ("export",),
+    "progress.transfer-range": ("export", "import"),
+    "progress.range": ("import",),
+    "progress.after-release": ("release",),
+    "complete.done": ("export", "import"),
+    "complete.repeat": ("release",),
+    "abort.error": ("abort",),
+    "abort.fault-reported": ("abort",),
+    "abort.repeat": ("release",),
+    "abort.after-complete": ("release",),
+    "release.transfers": ("export", "import"),
+    "release.invalid-state": ("export",),
+    "release.deleted": ("export", "release"),
+    "import.cleanup": ("abort",),
+    "initializing.calls": ("initializing",),
+    "lock.power-on": ("import",),
+    "lock.destroy": ("import",),
+    "lock.migrate": ("import",),
+    "manifest.entries": ("import",),
+    "manifest.state": ("release",),
+    "checksum.type": ("import",),
+    "checksum.invalid": ("import",),
+    "checksum.state": ("abort",),
+    "pull.capabilities": ("export", "import"),
+    "pull.transfer": ("pull",),
+    "pull.mode": ("pull",),
+    "pull.count": ("pull",),
+    "pull.http-fault": ("pull",),
+    "pull.state": ("abort",),
+    "pull.unsupported": ("export",),
+    "transfer.upload": ("import",),
+    "transfer.download": ("export",),
+    "transfer.thumbprint": ("export", "import"),
+    "transfer.bad-upload": ("abort",),
+    "transfer.direction": ("export", "import"),
+    "ref.foreign": ("references",),
+    "faults.declared": ("export", "import", "release"),
 }
 
 
@@ -1017,27 +1080,32 @@ GENERIC_NA = "not exercised by this run"
 
 
 def explain_na(clause_id: str, message: str, ctx: RunContext) -> str:
-    """A specific reason for an NA the model could only call 'not exercised'."""
-    if GENERIC_NA not in message:
+    """A specific reason for an NA the model could only call 'not exercised' or 'not judged'."""
+    if "applies from vSphere API" in message:
         return message
     timeout = ctx.known_timeout()
     exports = [f"{k}: {v}" for k, v in ctx.acquire_failures.items() if k.startswith("export")]
+    if clause_id.startswith("timeout."):
+        if not ctx.allow_expiry:
+            return (f"waiting for expiry is off for this target (leaseTimeout {timeout:g} s); pass --allow-expiry"
+                    if timeout else "waiting for expiry is off for this target; pass --allow-expiry")
+        if timeout is not None and timeout > ctx.max_expiry_wait:
+            return f"leaseTimeout is {timeout:g} s, beyond the {ctx.max_expiry_wait:g} s this run may wait"
+    if clause_id in ("state.task-running", "timeout.task", "abort.fault-reported") and ctx.no_task:
+        return "the target shows no import/export task for its leases (TaskInfo: client.NoTask)"
+    if GENERIC_NA not in message:
+        return message
     if clause_id == "release.deleted":
         return ("the target never deleted a released lease (no ManagedObjectNotFound after Complete/Abort), "
                 "so there was no deleted lease to check")
-    if clause_id.startswith("timeout."):
-        if not ctx.allow_expiry:
-            return (f"waiting for expiry is off for this target (leaseTimeout {timeout:g} s); "
-                    "pass --allow-expiry" if timeout else "waiting for expiry is off for this target")
-        if timeout is not None and timeout > ctx.max_expiry_wait:
-            return f"leaseTimeout is {timeout:g} s, beyond the {ctx.max_expiry_wait:g} s this run may wait"
-    if clause_id in ("transfer.download", "transfer.direction", "pull.unsupported", "manifest.state",
-                     "release.transfers") and exports:
+    if clause_id in ("transfer.download", "transfer.direction", "pull.unsupported") and exports:
         return "no export lease could be acquired (" + "; ".join(exports) + ")"
     if clause_id == "transfer.thumbprint":
         return "no device URL announced an sslThumbprint, so there was nothing to compare"
     if clause_id == "initializing.calls":
         return "no call was refused on a lease known to be initializing (the target readies leases fast)"
+    if clause_id == "state.info-valid":
+        return "no Read showed a lease outside ready (the target deletes released leases)"
     if clause_id.startswith("pull.") and not any(lm.pull_supported for lm in ctx.model.leases.values()):
         return "no lease offered pull mode (capabilities.pullModeSupported false or unread)"
     return message

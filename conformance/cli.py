@@ -1,0 +1,128 @@
+"""``nfclease conform``: the conformance run, from target to results.json.
+
+    nfclease conform [--target sim|vcsim|URL] [--profile smoke|ci|thorough]
+                     [--expectations FILE] [--report DIR] [--seed N]
+
+1. Opens the target (the simulator is started with a short lease timeout, 2 s
+   unless ``--lease-timeout``; vcsim is started from ``build/vcsim``).
+2. Runs the direct per-clause sequences (``conformance.machine.SEQUENCES``),
+   then the Hypothesis state machine in collecting mode until the profile's
+   step count (several seeded Hypothesis runs, bounded in wall-clock time).
+   Every call is an event judged by one reference model and written to
+   ``DIR/history.jsonl`` (``nfclease check-history`` replays it to the same
+   verdicts).
+3. Applies the expectations file (known deviations: FAIL -> XFAIL; a listed
+   deviation that PASSes -> XPASS, which fails the run), prints the per-clause
+   table, writes ``DIR/results.json`` and ``DIR/junit.xml``.
+
+Exit status: 0 when every clause is PASS, NA or XFAIL; 1 otherwise (or when
+the run broke off); 2 when the target or the expectations cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+SIM_DEFAULTS = {"lease_timeout": 2.0, "init_seconds": 0.1, "disk_capacity": 256 * 1024}
+
+
+def sim_config(args: argparse.Namespace) -> Any:
+    """The simulator's config for a conformance run: short lease timeout, quick init, small disks."""
+    from nfclease.cli import sim_config_from
+
+    return sim_config_from(args, **SIM_DEFAULTS)
+
+
+def finalize(ctx: Any) -> list[Any]:
+    """The model's per-clause results, NA messages made specific where the run knows why."""
+    from conformance.machine import explain_na
+
+    out = []
+    for r in ctx.model.verdicts.results():
+        if r.status == "NA":
+            r = replace(r, message=explain_na(r.clause, r.message, ctx))
+        out.append(r)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from conformance.expectations import ExpectationError, apply_expectations, expectations_path, load_expectations
+    from conformance.machine import PROFILES, RunContext, run_machine, run_sequences
+    from nfclease.target import TargetSpec, open_target
+    from reports.results import RunInfo, exit_code, print_results, write_junit, write_results
+
+    console = Console()
+    profile = PROFILES[getattr(args, "profile", None) or "smoke"]
+    seed = args.seed if getattr(args, "seed", None) is not None else random.randrange(2 ** 31)
+    report = Path(getattr(args, "report", None) or "nfclease-report")
+    try:
+        expectations = load_expectations(args.expectations) if getattr(args, "expectations", None) else {}
+        source = str(expectations_path(args.expectations)) if expectations else ""
+        spec = TargetSpec.parse(getattr(args, "target", None), insecure=True if getattr(args, "insecure", False) else None,
+                                thumbprint=getattr(args, "thumbprint", None))
+    except (ExpectationError, ValueError, OSError) as exc:
+        print(f"nfclease conform: {exc}", file=sys.stderr)
+        return 2
+    allow_expiry = spec.kind == "sim" or bool(getattr(args, "allow_expiry", False))
+    console.print(f"nfclease conform: target [bold]{spec.display_url}[/], profile {profile.name} "
+                  f"(>= {profile.steps} steps), seed {seed}, report {report}/")
+    started = time.monotonic()
+    broke: str | None = None
+    steps = 0
+    try:
+        with open_target(spec, sim_config=sim_config(args) if spec.kind == "sim" else None,
+                         task_timeout=120.0) as target:
+            ctx = RunContext(target, history=report / "history.jsonl", allow_expiry=allow_expiry,
+                             sleep_budget=profile.sleep_budget, raise_on_fail=False,
+                             max_expiry_wait=30.0 if not getattr(args, "allow_expiry", False) else 900.0)
+            try:
+                run_sequences(ctx)
+                steps = run_machine(ctx, profile, seed)
+            except Exception as exc:  # the run broke off: report what was judged, and why it stopped
+                broke = f"{type(exc).__name__}: {exc}"
+                traceback.print_exc()
+            finally:
+                ctx.close()
+            info = RunInfo(**target.run_info(), profile=profile.name, seed=seed)
+            results = finalize(ctx)
+            notes = list(ctx.notes)
+    except Exception as exc:  # the target could not be started or reached
+        print(f"nfclease conform: cannot use target {spec.display_url}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return 2
+    info.duration_s = time.monotonic() - started
+    if expectations:
+        results = apply_expectations(results, expectations, source)
+    write_results(report, results, info)
+    write_junit(report / "junit.xml", results, info)
+    print_results(results, console=console,
+                  title=f"HttpNfcLease conformance: {info.product} (API {info.api_version})")
+    for note in notes:
+        console.print(f"[dim]note: {note}[/]")
+    console.print(f"{steps} machine steps + direct sequences in {info.duration_s:.1f} s; "
+                  f"seed {seed} (--seed {seed} replays the same programs); wrote {report}/results.json, "
+                  f"{report}/junit.xml, {report}/history.jsonl")
+    if broke:
+        console.print(f"[bold red]the run broke off: {broke}[/]")
+        return 1
+    return exit_code(results)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m conformance.cli`` = ``nfclease conform``."""
+    from nfclease.cli import build_parser
+
+    return run(build_parser().parse_args(["conform", *(argv or sys.argv[1:])]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
