@@ -45,6 +45,8 @@ class SimConfig:
     storage: str | None = None
     disk_capacity: int = 4 << 20
     delay: float = 0.0
+    release_retention: float = 600.0
+    max_released_leases: int = 5000
     tls: bool = True
     faults: dict[str, Any] = field(default_factory=dict)
 

@@ -39,6 +39,7 @@ marked ``DELIBERATE DEVIATION`` where it acts and is off by default:
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import heapq
 import secrets
@@ -207,6 +208,7 @@ class Lease(MObject):
                 self.manager.remove_created(self)
         if self._on_done:
             self._on_done(self)
+        self.manager.retire(self)
         self.world.touch()
 
     def check_live(self, call: str, expired_fault: bool = True) -> None:
@@ -375,6 +377,7 @@ class LeaseManager:
         self.clock = Clock()
         self.locks: dict[str, Lease] = {}
         self.by_ticket: dict[str, Lease] = {}
+        self.released: collections.deque[Lease] = collections.deque()
         self.url_host = "127.0.0.1"
         self.thumbprint = ""
         self.datastore_key = "datastore-1"
@@ -406,9 +409,29 @@ class LeaseManager:
     def lease_for(self, ticket: str) -> Lease | None:
         return self.by_ticket.get(ticket)
 
+    def retire(self, lease: Lease) -> None:
+        """Keep a released lease answerable for a while, then forget it.
+
+        The spec's InvalidState/Timedout answers need the lease to outlive its
+        release; real servers delete it soon after (ManagedObjectNotFound). A
+        bounded retention keeps both true and keeps a long churn run's memory flat.
+        """
+        self.released.append(lease)
+        while len(self.released) > self.config.max_released_leases:
+            self.forget(self.released.popleft())
+        self.clock.schedule(time.monotonic() + self.config.release_retention,
+                            lambda: self._forget_if_retired(lease))
+
+    def _forget_if_retired(self, lease: Lease) -> None:
+        with self.world.lock:
+            if lease.moid in self.world.objects:
+                self.forget(lease)
+
     def forget(self, lease: Lease) -> None:
         self.by_ticket.pop(lease.ticket, None)
         self.world.unregister(lease)
+        if lease.task not in self.world.recent_tasks:
+            self.world.unregister(lease.task)
         shutil.rmtree(self.storage / lease.ticket, ignore_errors=True)
 
     def stop(self) -> None:

@@ -309,6 +309,9 @@ class Task(MObject):
             reason=vim.TaskReasonUser(userName="nfclease"),
             queueTime=now_utc(), startTime=now_utc(), eventChainId=world.next_int())
         world.recent_tasks.append(self)
+        for old in world.recent_tasks[:-200]:  # finished tasks beyond the recent list are forgotten
+            if old.info.state in ("success", "error"):
+                world.objects.pop(old.moid, None)
         del world.recent_tasks[:-200]
 
     def properties(self):
