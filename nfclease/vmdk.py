@@ -1332,3 +1332,86 @@ def decode_to_file(
     elif end > capacity:
         target.truncate(capacity)
     return decoder
+
+
+class StreamChecker:
+    """Checks a streamOptimized stream's *structure* as it arrives, without inflating grains.
+
+    A receiver that stores the stream as sent (the simulator does, so an export
+    gives it back byte for byte) still has to refuse what an NFC server would:
+    a body that is no VMDK, or one cut short. Markers make that cheap: every
+    record starts on a sector boundary with either a grain marker (LBA and
+    compressed size) or a metadata marker (sectors that follow, type), so the
+    walk reads one sector per record and skips the rest. ``feed`` raises
+    :class:`VmdkError` as soon as something is wrong; ``finish`` raises if the
+    stream ended before its end-of-stream marker (a truncated upload).
+
+    Layouts: VMware's (``gdOffset`` -1: tables, footer and the end marker
+    after the grains) must end with the end marker. qemu-img's (tables inside
+    ``overHead`` before the grains, no end marker) can only be checked to end
+    on a record boundary, so a cut between two grains passes there.
+    """
+
+    def __init__(self) -> None:
+        self._sector = bytearray()
+        self._skip = 0
+        self._header: HeaderInfo | None = None
+        self._ended = False
+        self.grains = 0
+        self.received = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        self.received += len(view)
+        position = 0
+        while position < len(view):
+            if self._skip:
+                step = min(self._skip, len(view) - position)
+                self._skip -= step
+                position += step
+                continue
+            if self._ended:
+                if bytes(view[position:]).strip(b"\0"):
+                    raise VmdkError("data after the end-of-stream marker")
+                return
+            take = view[position:position + SECTOR_SIZE - len(self._sector)]
+            self._sector += take
+            position += len(take)
+            if len(self._sector) == SECTOR_SIZE:
+                sector, self._sector = bytes(self._sector), bytearray()
+                self._record(sector)
+
+    def _record(self, sector: bytes) -> None:
+        if self._header is None:
+            self._header = check_header(sector)
+            self._skip = (max(self._header.overhead, 1) - 1) * SECTOR_SIZE
+            return
+        lba, size = _GRAIN_MARKER.unpack_from(sector)
+        if size:
+            if lba >= self._header.capacity_sectors:
+                raise VmdkError(f"grain at sector {lba} lies beyond the capacity "
+                                f"({self._header.capacity_sectors} sectors)")
+            if size > 2 * self._header.grain_size + 1024:
+                raise VmdkError(f"grain at sector {lba} claims {size} compressed bytes, more than a "
+                                f"{self._header.grain_size}-byte grain can take")
+            self.grains += 1
+            self._skip = _round_up(_GRAIN_MARKER.size + size, SECTOR_SIZE) - SECTOR_SIZE
+            return
+        sectors, _, kind = _META_MARKER.unpack_from(sector)
+        if kind == MARKER_EOS:
+            self._ended = True
+        elif kind in (MARKER_GT, MARKER_GD, MARKER_FOOTER):
+            self._skip = sectors * SECTOR_SIZE
+        else:
+            raise VmdkError(f"unknown marker type {kind} at byte {self.received - SECTOR_SIZE}")
+
+    def finish(self) -> None:
+        """Raise unless the stream ended cleanly after its end-of-stream marker."""
+        if self._header is None:
+            raise VmdkError(f"stream of {self.received} bytes ended before its header was complete")
+        if self._skip or self._sector:
+            raise VmdkError(f"stream ended after {self.received} bytes in the middle of a record: "
+                            "it is truncated")
+        if not self._ended and self._header.gd_at_end:
+            raise VmdkError(f"stream ended after {self.received} bytes without its end-of-stream "
+                            "marker: it is truncated")
