@@ -44,7 +44,8 @@ from load.gate import Baseline, combine, compare, parse_tolerance, print_table, 
 from load.report import plot, write_load_json, write_locust_reports
 from load.runner import RunResult, RunSpec, run_load
 from load.scenarios import LoadOptions, parse_selection
-from load.shapes import StepShape, describe_knee, doubling_steps
+from load.knee import describe_knee
+from load.shapes import StepShape, doubling_steps
 
 DEFAULT_SIM_LEASE_TIMEOUT = 3.0
 OPTIONS_ENV = "NFCLEASE_LOAD_OPTIONS"
@@ -191,7 +192,7 @@ def summary_table(figures: dict[str, Any], console: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     errors = Console(stderr=True)
     try:
         selection = parse_selection(args.scenario)

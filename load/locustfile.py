@@ -55,17 +55,16 @@ _HELP = {
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
-    group = parser.add_argument_group("nfclease", "HttpNfcLease scenarios")
     defaults = LoadOptions()
     for f in fields(LoadOptions):
         name = "--nfc-" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if isinstance(default, bool):
-            group.add_argument(name, dest=f"nfc_{f.name}", action="store_true", default=default,
-                               help=_HELP.get(f.name, f.name))
+            parser.add_argument(name, dest=f"nfc_{f.name}", action="store_true", default=default,
+                                help=_HELP.get(f.name, f.name), include_in_web_ui=f.name == "insecure")
         else:
-            group.add_argument(name, dest=f"nfc_{f.name}", type=type(default), default=default,
-                               help=_HELP.get(f.name, f.name), include_in_web_ui=f.name in _HELP)
+            parser.add_argument(name, dest=f"nfc_{f.name}", type=type(default), default=default,
+                                help=_HELP.get(f.name, f.name), include_in_web_ui=f.name in _HELP)
 
 
 @events.init.add_listener
@@ -75,10 +74,12 @@ def _init(environment, **_kwargs) -> None:
     context = attach(environment)
     if environment.host == "sim" and not isinstance(environment.runner, WorkerRunner):
         from nfclease.sim import SimConfig, Simulator
+        from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER
 
         sim = Simulator(SimConfig(lease_timeout=3, init_seconds=0.2)).start()
         context.owned.append(sim)
         context.cafile = sim.cafile
+        context.username, context.password = DEFAULT_SIM_USER, DEFAULT_SIM_PASSWORD
         environment.host = sim.url
         if environment.parsed_options is not None:  # forwarded to local workers, if any
             environment.parsed_options.nfc_cafile = sim.cafile

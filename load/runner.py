@@ -37,7 +37,8 @@ from locust.runners import STATE_STOPPED, WORKER_REPORT_INTERVAL, MasterRunner
 
 from load.figures import Figures
 from load.scenarios import LoadOptions
-from load.shapes import StepShape, find_knee
+from load.knee import find_knee
+from load.shapes import StepShape
 from load.users import PASSWORD_ENV, USERNAME_ENV, LoadContext, attach, user_classes
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
@@ -62,6 +63,7 @@ class RunSpec:
     worker_start_timeout: float = 60.0
     report_dir: Path | None = None          # live CSV history is written here during the run
     on_tick: Callable[[dict[str, Any]], None] | None = None
+    on_environment: Callable[[Environment], None] | None = None   # called once the runner exists
 
 
 @dataclass
@@ -118,7 +120,13 @@ def _start_workers(spec: RunSpec, port: int, log_dir: Path) -> tuple[list[subpro
     return procs, logs
 
 
-def _stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
+def _stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 1.0) -> None:
+    """Wait (bounded) for worker processes to leave, then terminate, then kill them (by handle).
+
+    A worker told to stop sleeps ``stop_timeout`` in its message loop before
+    it reads "quit"; by then its users are stopped and its figures and stats
+    reported, so a SIGTERM (Locust's own graceful shutdown) loses nothing.
+    """
     deadline = time.monotonic() + timeout
     for proc in procs:
         try:
@@ -147,7 +155,7 @@ def _live(environment: Environment, previous: dict[str, Any], started: float, sp
             "users": environment.runner.user_count, "requests": stats.total.num_requests,  # type: ignore[union-attr]
             "failures": stats.total.num_failures, "rps": stats.total.current_rps,
             "total": spec.shape.total_seconds if spec.shape else spec.duration,
-            "workers": getattr(environment.runner, "worker_count", 0)}
+            "workers": environment.runner.worker_count if isinstance(environment.runner, MasterRunner) else 0}
 
 
 def run_load(spec: RunSpec) -> RunResult:
@@ -175,6 +183,8 @@ def run_load(spec: RunSpec) -> RunResult:
         procs, logs = _start_workers(spec, runner.server.port, log_dir)
     else:
         runner = environment.create_local_runner()
+    if spec.on_environment is not None:
+        spec.on_environment(environment)
     try:
         if spec.workers:
             deadline = time.monotonic() + spec.worker_start_timeout

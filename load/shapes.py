@@ -1,22 +1,10 @@
 """A stepped load shape that finds the knee: where adding users stops adding throughput.
 
 :class:`StepShape` holds each user count for ``step_seconds`` (1, 2, 4, ...
-up to the maximum by default), then stops the run. :func:`find_knee` reads
-the run's figures per step, ignoring the first quarter of each step (ramp-up
-and in-flight work of the previous step), and decides:
-
-* the step's *work rate*: MB/s of transfers when the selection moves data,
-  else lease calls per second;
-* scaling efficiency against the previous step:
-  ``(rate_i / rate_{i-1} - 1) / (users_i / users_{i-1} - 1)`` (1.0 = linear);
-* the step is *saturated* when that efficiency falls below ``min_efficiency``
-  (0.25), when the p95 SOAP latency exceeds ``latency_factor`` (2x) that of
-  the first step (and by more than 5 ms), or when more than 1 % of calls fail.
-
-The knee is the last step before the first saturated one. If no step
-saturates, the knee is not reached: the report says so and names the best
-step. Use it from the command line with ``nfclease load --step-shape``, or
-with Locust itself: ``locust -f load/locustfile.py,load/shapes.py``
+up to the maximum by default), then stops the run; :func:`load.knee.find_knee`
+then judges each step (scaling efficiency, p95 latency, failures) and names
+the knee: the last step before the first saturated one. Use it from the
+command line with ``nfclease load --step-shape``, or with Locust itself: ``locust -f load/locustfile.py,load/shapes.py``
 (``NFCLEASE_STEPS="1,2,4,8"``, ``NFCLEASE_STEP_SECONDS=20``).
 """
 
@@ -25,9 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # loaded by path (locust -f ...,load/shapes.py)
     _root = str(Path(__file__).resolve().parents[1])
@@ -36,15 +22,7 @@ if __package__ in (None, ""):  # loaded by path (locust -f ...,load/shapes.py)
 
 from locust import LoadTestShape  # noqa: E402
 
-from load.figures import MB, Figures, percentile  # noqa: E402
-
-EXCLUDED = {"setup", "teardown"}
-
-MIN_EFFICIENCY = 0.25
-LATENCY_FACTOR = 2.0
-LATENCY_FLOOR_MS = 5.0
-MAX_FAILURE_RATIO = 0.01
-WARMUP_FRACTION = 0.25
+from load.knee import describe_knee, find_knee  # noqa: E402,F401  (re-exported)
 
 
 def doubling_steps(maximum: int) -> list[int]:
@@ -89,97 +67,3 @@ class StepShape(LoadTestShape):
                 for i, users in enumerate(self.steps)]
 
 
-@dataclass
-class Step:
-    users: int
-    start: float
-    end: float
-    rate: float = 0.0
-    unit: str = "MB/s"
-    p95_ms: float | None = None
-    calls: int = 0
-    failures: int = 0
-    efficiency: float | None = None
-    saturated: bool = False
-    why: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"users": self.users, "rate": round(self.rate, 3), "unit": self.unit,
-                "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 2), "calls": self.calls,
-                "failures": self.failures,
-                "efficiency": None if self.efficiency is None else round(self.efficiency, 3),
-                "saturated": self.saturated, "why": self.why}
-
-
-def find_knee(figures: Figures, windows: list[tuple[int, float, float]], *,
-              min_efficiency: float = MIN_EFFICIENCY, latency_factor: float = LATENCY_FACTOR,
-              max_failure_ratio: float = MAX_FAILURE_RATIO) -> dict[str, Any]:
-    """The knee of a stepped run (see the module doc): ``{knee_users, reached, best_users, steps}``."""
-    records = {kind: [r for r in rows if r[0] not in EXCLUDED] for kind, rows in figures.snapshot().items()}
-    moves_data = any(r[5] and r[2] for r in records["xfer"])
-    steps: list[Step] = []
-    for users, start, end in windows:
-        lo = start + WARMUP_FRACTION * (end - start)
-        seconds = max(1e-9, end - lo)
-        step = Step(users, start, end, unit="MB/s" if moves_data else "calls/s")
-        soap = [r for r in records["soap"] if lo <= r[3] < end]
-        xfers = [r for r in records["xfer"] if r[4] > lo and r[3] < end]
-        if moves_data:
-            moved = 0.0
-            for r in xfers:
-                if not r[5]:
-                    continue
-                span = max(1e-9, r[4] - r[3])
-                overlap = max(0.0, min(end, r[4]) - max(lo, r[3]))
-                moved += r[2] * overlap / span
-            step.rate = moved / MB / seconds
-        else:
-            step.rate = len(soap) / seconds
-        step.p95_ms = percentile([r[2] for r in soap], 95)
-        step.calls = len(soap) + len([r for r in xfers if lo <= r[4] < end])
-        step.failures = len([r for r in soap if not r[4]]) + len([r for r in xfers if not r[5] and lo <= r[4] < end])
-        steps.append(step)
-
-    first_p95 = next((s.p95_ms for s in steps if s.p95_ms is not None), None)
-    knee: Step | None = None
-    for i, step in enumerate(steps):
-        reasons = []
-        if i > 0 and steps[i - 1].rate > 0 and step.users > steps[i - 1].users:
-            gain = step.rate / steps[i - 1].rate - 1
-            step.efficiency = gain / (step.users / steps[i - 1].users - 1)
-            if step.efficiency < min_efficiency:
-                reasons.append(f"scaling efficiency {step.efficiency:.2f} < {min_efficiency}")
-        if i > 0 and first_p95 is not None and step.p95_ms is not None and \
-                step.p95_ms > latency_factor * first_p95 and step.p95_ms - first_p95 > LATENCY_FLOOR_MS:
-            reasons.append(f"p95 {step.p95_ms:.1f} ms > {latency_factor:g} x {first_p95:.1f} ms")
-        if step.calls and step.failures / step.calls > max_failure_ratio:
-            reasons.append(f"{step.failures}/{step.calls} failed")
-        if reasons:
-            step.saturated = True
-            step.why = "; ".join(reasons)
-            if knee is None:
-                knee = steps[i - 1] if i > 0 else step
-            break
-    best = max(steps, key=lambda s: s.rate) if steps else None
-    return {
-        "reached": knee is not None,
-        "knee_users": knee.users if knee is not None else None,
-        "knee_rate": round(knee.rate, 3) if knee is not None else None,
-        "best_users": best.users if best else None,
-        "best_rate": round(best.rate, 3) if best else None,
-        "unit": steps[0].unit if steps else None,
-        "criteria": {"min_efficiency": min_efficiency, "latency_factor": latency_factor,
-                     "max_failure_ratio": max_failure_ratio, "warmup_fraction": WARMUP_FRACTION},
-        "steps": [s.as_dict() for s in steps],
-    }
-
-
-def describe_knee(knee: dict[str, Any]) -> str:
-    if not knee.get("steps"):
-        return "knee: no steps ran"
-    if knee["reached"]:
-        saturated = next(s for s in knee["steps"] if s["saturated"])
-        return (f"knee at {knee['knee_users']} users ({knee['knee_rate']} {knee['unit']}); "
-                f"at {saturated['users']} users: {saturated['why']}")
-    return (f"knee not reached up to {knee['steps'][-1]['users']} users; "
-            f"best {knee['best_rate']} {knee['unit']} at {knee['best_users']} users")
