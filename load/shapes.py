@@ -67,3 +67,17 @@ class StepShape(LoadTestShape):
                 for i, users in enumerate(self.steps)]
 
 
+
+
+def _report_knee(environment: object, **_kwargs: object) -> None:
+    """Under ``locust -f load/locustfile.py,load/shapes.py``: print the knee when the test stops."""
+    shape = getattr(environment, "shape_class", None)
+    context = getattr(environment, "nfclease", None)
+    if isinstance(shape, StepShape) and context is not None:
+        print("nfclease: " + describe_knee(find_knee(context.figures, shape.windows())), flush=True)
+
+
+if __package__ in (None, ""):  # only when Locust loads this file as a locustfile
+    from locust import events
+
+    events.test_stop.add_listener(_report_knee)
