@@ -8,10 +8,8 @@ from __future__ import annotations
 import hashlib
 import http.server
 import socket
-import ssl
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 

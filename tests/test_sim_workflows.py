@@ -20,7 +20,7 @@ from pyVmomi import vim, vmodl
 
 from conftest import (
     STREAM_VMDK, content_sha1, connect, disk_bytes, download, find, find_vm, lease_task, nfc_url,
-    start_import, upload_disk, upload_file, wait_for, wait_ready, wait_state, wait_task,
+    start_import, upload_disk, upload_file, wait_for, wait_ready, wait_task,
 )
 from nfclease.vmdk import ContentPattern, StreamOptimizedDisk
 

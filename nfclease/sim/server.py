@@ -31,6 +31,8 @@ from nfclease.sim.soap import SoapError, decode_request, encode_fault, encode_re
 log = logging.getLogger("nfclease.sim")
 
 MAX_SOAP_BODY = 8 << 20
+LINGER_BYTES = 64 << 20  # after an early refusal, read at most this much of the refused body...
+LINGER_SECONDS = 5.0     # ...for at most this long, before closing
 STREAM_VMDK = "application/x-vnd.vmware-streamVmdk"
 COOKIE = "vmware_soap_session"
 
@@ -87,6 +89,35 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: SimHTTPServer
 
+    unread = 0  # body bytes of a refused request the client may still be sending
+
+    def handle_one_request(self) -> None:
+        self.unread = 0
+        super().handle_one_request()
+        if self.unread:
+            self._linger(self.unread)
+
+    def _linger(self, remaining: int) -> None:
+        """Lingering close (RFC 9112 9.6): drop what the client still sends of a refused body.
+
+        Closing with unread data makes the kernel reset the connection, and the
+        reset can destroy the refusal (413, 404...) before the client reads it:
+        the client then sees a dropped connection instead of the answer.
+        """
+        self.close_connection = True
+        remaining = min(remaining, LINGER_BYTES)
+        deadline = time.monotonic() + LINGER_SECONDS
+        try:
+            self.wfile.flush()
+            self.connection.settimeout(1.0)
+            while remaining > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read1(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:
+            pass
+
     # quiet: the simulator reports through its own logger
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
@@ -138,6 +169,7 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ routing
     def do_GET(self) -> None:
+        self._drain_or_close()  # a body on GET/HEAD is legal; unread, it would be parsed as the next request
         path = self.path.split("?", 1)[0]
         if path in ("/sdk/vimServiceVersions.xml", "/sdk/vimServiceVersions.xml/"):
             self._send(200, self._service_versions(), "text/xml; charset=utf-8")
@@ -175,6 +207,21 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
 
     do_DELETE = do_PATCH = do_OPTIONS = _unsupported
 
+    def end_headers(self) -> None:
+        # a connection the server will close must say so, or the client reuses it and
+        # its next request meets a closed socket (e.g. a download after a bad framing header)
+        if self.close_connection and not any(line.lower().startswith(b"connection:")
+                                              for line in getattr(self, "_headers_buffer", [])):
+            self.send_header("Connection", "close")
+        super().end_headers()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server answers an unknown method (501) without reading its body,
+        # which then desynchronised the keep-alive connection: drain or close first
+        if code == HTTPStatus.NOT_IMPLEMENTED and getattr(self, "headers", None) is not None:
+            self._drain_or_close()
+        super().send_error(code, message, explain)
+
     def _drain_or_close(self) -> None:
         """Keep the connection usable: read a small body, or close after a big one."""
         try:
@@ -186,6 +233,7 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             self.rfile.read(length)
         else:
             self.close_connection = True
+            self.unread = length
 
     # ------------------------------------------------------------------ SOAP
     def _service_versions(self) -> bytes:
@@ -221,6 +269,7 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             self._soap_fault(vmodl.fault.InvalidRequest(),
                              f"request body of {length} bytes exceeds the limit of {MAX_SOAP_BODY}",
                              version, status=413)
+            self.unread = length
             return
         body = self.rfile.read(length)
         if len(body) < length:

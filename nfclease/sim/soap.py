@@ -85,7 +85,7 @@ class _RequestDecoder(ExpatDeserializerNSHandlers):
         self.info: Any = None
         self.params: dict[str, Any] = {}
         self.values: dict[str, Any] = {}
-        self.pending: tuple[str, bool] | None = None
+        self.pending: tuple[str, bool, type] | None = None
         self.deser = SoapDeserializer(stub=None, version=version)
         self.parser = ParserCreate(namespace_separator=NS_SEP)
         self.parser.buffer_text = True
@@ -130,7 +130,7 @@ class _RequestDecoder(ExpatDeserializerNSHandlers):
         elif self.depth == 4 and self.in_body:
             _, _, name = tag.rpartition(NS_SEP)
             ptype, is_list = self._param_type(name)
-            self.pending = (name, is_list)
+            self.pending = (name, is_list, ptype)
             self.deser.Deserialize(self.parser, ptype, False, self.nsMap)
             self.deser.StartElementHandler(tag, attr)
 
@@ -145,10 +145,15 @@ class _RequestDecoder(ExpatDeserializerNSHandlers):
         """Take the value pyVmomi built for the parameter element just closed."""
         if self.pending is None:
             return
-        name, is_list = self.pending
+        name, is_list, ptype = self.pending
         self.pending = None
         self.depth -= 1  # the parameter's end tag went to pyVmomi's handler
         value = self.deser.GetResult()
+        if not _conforms(value, ptype):
+            # an xsi:type naming another type (a data object where a moref is declared...)
+            raise SoapError(vmodl.fault.InvalidType(argument=name),
+                            f"{self.method_name}: parameter {name!r} is a {type(value).__name__}, "
+                            f"not a {getattr(ptype, '_wsdlName', ptype.__name__)}")
         if is_list:
             self.values.setdefault(name, []).append(value)
         elif name in self.values:
@@ -192,6 +197,8 @@ class _RequestDecoder(ExpatDeserializerNSHandlers):
 def decode_request(body: bytes, version: str) -> SoapRequest:
     """Decode a SOAP request body into a :class:`SoapRequest` or raise SoapError."""
     request = _RequestDecoder(version).decode(body)
+    for name, value in request.args.items():
+        _check_data(value, name)
     info = request.info
     if not isinstance(info, FetchInfo):
         missing = [p.name for p in info.params
@@ -200,6 +207,43 @@ def decode_request(body: bytes, version: str) -> SoapRequest:
             raise SoapError(vmodl.fault.InvalidArgument(invalidProperty=missing[0]),
                             f"{request.method}: required parameter {missing[0]!r} missing")
     return request
+
+
+def _check_data(value: Any, where: str) -> None:
+    """Required members present and members of their declared types, all the way down.
+
+    pyVmomi's deserializer fills data objects without checking either, so a
+    PropertySpec without ``type`` or an ObjectSpec without ``obj`` reached the
+    handlers as None and crashed them. pyVmomi's own ``CheckField`` decides.
+    """
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_data(item, f"{where}[{index}]")
+    elif isinstance(value, VmomiSupport.DataObject):
+        for prop in value._GetPropertyList():
+            member = getattr(value, prop.name, None)
+            try:
+                VmomiSupport.CheckField(prop, member)
+            except TypeError as exc:
+                raise SoapError(vmodl.fault.InvalidRequest(),
+                                f"{where}.{prop.name} of data object type {value._wsdlName}: {exc}") from None
+            if isinstance(member, list) and not issubclass(prop.type, list):  # an empty array passes CheckField
+                raise SoapError(vmodl.fault.InvalidType(argument=f"{where}.{prop.name}"),
+                                f"{where}.{prop.name} is an array, not a {getattr(prop.type, '_wsdlName', prop.type)}")
+            if isinstance(member, list) and issubclass(prop.type, list):  # CheckField skips typed arrays' items
+                for index, item in enumerate(member):
+                    if not _conforms(item, prop.type.Item):
+                        raise SoapError(vmodl.fault.InvalidType(argument=f"{where}.{prop.name}"),
+                                        f"{where}.{prop.name}[{index}] is a {type(item).__name__}, "
+                                        f"not a {getattr(prop.type.Item, '_wsdlName', prop.type.Item)}")
+            _check_data(member, f"{where}.{prop.name}")
+
+
+def _conforms(value: Any, typ: Any) -> bool:
+    """Whether a decoded value is of the declared type (pyVmomi's primitive subtypes accepted)."""
+    if value is None or not isinstance(typ, type) or typ is object or isinstance(value, typ):
+        return True
+    return any(issubclass(typ, base) and isinstance(value, base) for base in (str, int, float, bytes))
 
 
 def _ns_map(version: str) -> dict[str, str]:

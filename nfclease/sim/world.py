@@ -381,6 +381,8 @@ class World:
 
     def resolve(self, ref: Any, expected: type[MObject] | None = None) -> MObject:
         """The object a reference names, or ManagedObjectNotFound."""
+        if not isinstance(ref, VmomiSupport.ManagedObject):  # a fault about it could not even name it
+            raise SoapError(vmodl.fault.InvalidArgument(), f"{type(ref).__name__} is not a managed object reference")
         moid = getattr(ref, "_moId", None)
         obj = self.objects.get(moid) if moid is not None else None
         if obj is None or obj.type_name != getattr(ref, "_wsdlName", obj.type_name):
