@@ -199,6 +199,7 @@ def _summarize(recs: dict[str, list[list[Any]]], names: set[str]) -> dict[str, A
         "bytes_downloaded": sum(x["bytes"] for x in down),
         "bytes_verified": sum(v["bytes"] for v in verify if v["ok"]),
         "bytes_corrupted": sum(v["bytes"] for v in verify if not v["ok"]),
+        "bytes_unverified": total - sum(v["bytes"] for v in verify),
         "transfer_span_s": round(span, 3),
         "active_s": round(active, 3),
         "leases_acquired": leases,
