@@ -9,8 +9,10 @@ quarter of each step (ramp-up and in-flight work of the previous step):
 * scaling efficiency against the previous step:
   ``(rate_i / rate_{i-1} - 1) / (users_i / users_{i-1} - 1)`` (1.0 = linear);
 * the step is *saturated* when that efficiency falls below ``min_efficiency``
-  (0.25), when the p95 SOAP latency exceeds ``latency_factor`` (2x) that of
-  the first step (and by more than 5 ms), or when more than 1 % of calls fail.
+  (0.25); when the p95 SOAP latency more than doubles (``latency_factor``,
+  and by more than 5 ms) from the previous step while efficiency is below
+  0.5 (latency that rises while throughput still scales is concurrency, not
+  saturation); or when more than 1 % of calls fail.
 
 The knee is the last step before the first saturated one. If no step
 saturates, the knee is not reached: the report says so and names the best
@@ -28,6 +30,7 @@ EXCLUDED = {"setup", "teardown"}
 MIN_EFFICIENCY = 0.25
 LATENCY_FACTOR = 2.0
 LATENCY_FLOOR_MS = 5.0
+LATENCY_EFFICIENCY = 0.5
 MAX_FAILURE_RATIO = 0.01
 WARMUP_FRACTION = 0.25
 
@@ -83,26 +86,26 @@ def find_knee(figures: Figures, windows: list[tuple[int, float, float]], *,
         step.failures = len([r for r in soap if not r[4]]) + len([r for r in xfers if not r[5] and lo <= r[4] < end])
         steps.append(step)
 
-    first_p95 = next((s.p95_ms for s in steps if s.p95_ms is not None), None)
     knee: Step | None = None
     for i, step in enumerate(steps):
         reasons = []
-        if i > 0 and steps[i - 1].rate > 0 and step.users > steps[i - 1].users:
-            gain = step.rate / steps[i - 1].rate - 1
-            step.efficiency = gain / (step.users / steps[i - 1].users - 1)
+        previous = steps[i - 1] if i > 0 else None
+        if previous is not None and previous.rate > 0 and step.users > previous.users:
+            gain = step.rate / previous.rate - 1
+            step.efficiency = gain / (step.users / previous.users - 1)
             if step.efficiency < min_efficiency:
                 reasons.append(f"scaling efficiency {step.efficiency:.2f} < {min_efficiency}")
-        if i > 0 and first_p95 is not None and step.p95_ms is not None and \
-                step.p95_ms > latency_factor * first_p95 and step.p95_ms - first_p95 > LATENCY_FLOOR_MS:
-            reasons.append(f"p95 {step.p95_ms:.1f} ms > {latency_factor:g} x {first_p95:.1f} ms")
+            elif step.efficiency < LATENCY_EFFICIENCY and previous.p95_ms is not None and step.p95_ms is not None \
+                    and step.p95_ms > latency_factor * previous.p95_ms and step.p95_ms - previous.p95_ms > LATENCY_FLOOR_MS:
+                reasons.append(f"p95 {step.p95_ms:.1f} ms > {latency_factor:g} x {previous.p95_ms:.1f} ms "
+                               f"while scaling only {step.efficiency:.2f}")
         if step.calls and step.failures / step.calls > max_failure_ratio:
             reasons.append(f"{step.failures}/{step.calls} failed")
         if reasons:
             step.saturated = True
             step.why = "; ".join(reasons)
             if knee is None:
-                knee = steps[i - 1] if i > 0 else step
-            break
+                knee = previous if previous is not None else step
     best = max(steps, key=lambda s: s.rate) if steps else None
     return {
         "reached": knee is not None,
