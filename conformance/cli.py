@@ -22,15 +22,73 @@ the run broke off); 2 when the target or the expectations cannot be used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import time
 import traceback
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
-SIM_DEFAULTS = {"lease_timeout": 2.0, "init_seconds": 0.1, "disk_capacity": 256 * 1024}
+SIM_DEFAULTS = {"lease_timeout": 2.0, "init_seconds": 0.03, "disk_capacity": 256 * 1024}
+SIM_USER = SIM_PASSWORD = "nfclease"
+_CHILD = """
+import json, sys, threading
+from nfclease.sim import SimConfig, Simulator
+sim = Simulator(SimConfig(**json.loads(sys.argv[1]))).start()
+print(json.dumps({"url": sim.url, "port": sim.port, "cafile": sim.cafile}), flush=True)
+sys.stdin.read()  # until the parent closes our stdin (or dies)
+sim.stop()
+"""
+
+
+@contextlib.contextmanager
+def child_simulator(config: Any, start_timeout: float = 30.0) -> Iterator[dict[str, Any]]:
+    """The embedded simulator in a child process: client and server then run on two cores
+    instead of sharing one interpreter lock. Yields ``{url, port, cafile}``."""
+    import dataclasses
+    import json
+    import os
+    import select
+    import subprocess
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(dataclasses.asdict(config))],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], start_timeout)
+        line = child.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"the simulator did not start within {start_timeout:g} s")
+        yield json.loads(line)
+    finally:
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def open_conformance_target(spec: Any, args: argparse.Namespace) -> Iterator[Any]:
+    """The run's target; ``sim`` is started in a child process and reached over its URL."""
+    from nfclease.target import TargetSpec, open_target
+
+    if spec.kind != "sim":
+        with open_target(spec, task_timeout=120.0) as target:
+            yield target
+        return
+    with child_simulator(sim_config(args)) as child:
+        url_spec = TargetSpec(kind="url", host="127.0.0.1", port=child["port"], username=SIM_USER,
+                              password=SIM_PASSWORD, cafile=child["cafile"], thumbprint=spec.thumbprint,
+                              insecure=spec.insecure)
+        with open_target(url_spec, task_timeout=120.0) as target:
+            target.display_url = child["url"]
+            yield target
 
 
 def sim_config(args: argparse.Namespace) -> Any:
@@ -57,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     from conformance.expectations import ExpectationError, apply_expectations, expectations_path, load_expectations
     from conformance.machine import PROFILES, RunContext, run_machine, run_sequences
-    from nfclease.target import TargetSpec, open_target
+    from nfclease.target import TargetSpec
     from reports.results import RunInfo, exit_code, print_results, write_junit, write_results
 
     console = Console()
@@ -79,9 +137,8 @@ def run(args: argparse.Namespace) -> int:
     broke: str | None = None
     steps = 0
     try:
-        with open_target(spec, sim_config=sim_config(args) if spec.kind == "sim" else None,
-                         task_timeout=120.0) as target:
-            ctx = RunContext(target, history=report / "history.jsonl", allow_expiry=allow_expiry,
+        with open_conformance_target(spec, args) as target:
+            ctx = RunContext(target, history=report / "history.jsonl", allow_expiry=allow_expiry, kind=spec.kind,
                              sleep_budget=profile.sleep_budget, raise_on_fail=False,
                              max_expiry_wait=30.0 if not getattr(args, "allow_expiry", False) else 900.0)
             try:

@@ -64,6 +64,7 @@ verdict never depends on machine load.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import itertools
@@ -71,13 +72,13 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, precondition, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 from conformance import table as T
 from conformance.model import ATTACH, Judgement, LeaseModel, Model
@@ -102,6 +103,7 @@ DISK_CAPACITY = 64 * 1024  # small disks: the machine is about the protocol, not
 FILE_SIZE = 4096
 WAIT_READY = 10.0
 EXPORT_KINDS = ("export-vm", "export-vapp", "export-snapshot")
+MAX_HELD = 3  # leases the model says may be held, per example: several at once, not dozens
 TARGET_RECORD = "Target"
 
 
@@ -117,16 +119,17 @@ class Profile:
     sleep_budget: float  # seconds the sleep rule may spend in a run
     seconds: float  # wall-clock bound of the machine part of a run
 
-    def settings(self, max_examples: int | None = None, *, shrink: bool = False) -> settings:
+    def settings(self, max_examples: int | None = None, *, shrink: bool = False,
+                 step_count: int | None = None) -> settings:
         phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
-        return settings(max_examples=max_examples or self.batch, stateful_step_count=self.step_count,
+        return settings(max_examples=max_examples or self.batch, stateful_step_count=step_count or self.step_count,
                         deadline=None, database=None, phases=phases, print_blob=shrink,
                         suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", steps=150, step_count=15, batch=10, sleep_budget=3.0, seconds=20.0),
-    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=6.0, seconds=45.0),
+    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=4.0, seconds=45.0),
     "thorough": Profile("thorough", steps=30000, step_count=50, batch=50, sleep_budget=120.0, seconds=1800.0),
 }
 
@@ -204,12 +207,12 @@ class LeaseRef:
     """A lease of the run, as the machine's bundle holds it."""
 
     handle: str
-    session: S.LeaseSession
+    session: S.LeaseSession | None  # None: the acquisition was skipped or refused
     kind: str
     covered: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        return f"<{self.handle} {self.kind}>"
+        return f"<{self.handle} {self.kind}>" if self.session is not None else f"<no {self.kind} lease>"
 
 
 class RunContext:
@@ -223,7 +226,7 @@ class RunContext:
     def __init__(self, target: Target, *, history: str | Path | None = None, model: Model | None = None,
                  allow_expiry: bool | None = None, sleep_budget: float = 6.0, raise_on_fail: bool = False,
                  no_raise: Iterable[str] = (), tolerance: float | None = None,
-                 max_expiry_wait: float = 30.0) -> None:
+                 max_expiry_wait: float = 30.0, kind: str | None = None) -> None:
         self.target = target
         self.api_version = target.api_version
         self.model = model or Model(api_version=self.api_version, tolerance=tolerance)
@@ -234,7 +237,7 @@ class RunContext:
         if self.history is not None:
             self.stream.subscribe(self.history)
         self.pending: list[tuple[Event, Judgement]] = []
-        self.kind = target.spec.kind
+        self.kind = kind or target.spec.kind  # "sim" for a simulator in a child process reached by URL
         self.allow_expiry = (self.kind == "sim") if allow_expiry is None else bool(allow_expiry)
         self.sleep_left = float(sleep_budget)
         self.max_expiry_wait = max_expiry_wait
@@ -249,6 +252,8 @@ class RunContext:
         self._other_si: Any = None
         self._exports: dict[str, list[Any]] | None = None
         self._bogus = itertools.count(1)
+        self.machine: type[LeaseMachine] | None = None  # bound by run_machine
+        self.tests: dict[tuple[Any, ...], Callable[[], None]] = {}
         now = time.monotonic()
         self.stream.emit(Event(call=TARGET_RECORD, lease=None, args={}, outcome="ok",
                                value={**target.run_info(), "api_type": target.about.api_type},
@@ -451,131 +456,150 @@ class LeaseMachine(RuleBasedStateMachine):
         if failures and self.ctx.raise_on_fail:
             raise FailedClause(describe_failure(self.ctx.model, *failures[0]))
 
-    def _with_info(self, ref: LeaseRef) -> list[Any]:
+    def _with_info(self, session: S.LeaseSession) -> list[Any]:
         """The lease's device URLs, reading it (a recorded Read) when none was seen yet."""
-        if ref.session.info is None:
-            S.attempt(ref.session.read)
-        return list(ref.session.info.deviceUrl or []) if ref.session.info is not None else []
+        if session.info is None:
+            S.attempt(session.read)
+        return list(session.info.deviceUrl or []) if session.info is not None else []
 
     # -- acquiring ------------------------------------------------------------
-    @rule(target=leases, disks=disk_counts(), file=st.booleans())
-    def acquire_import(self, disks: int, file: bool) -> Any:
-        tried = S.attempt(S.acquire_import, self.ctx.target, self.ctx.stream, disks=[DISK_CAPACITY] * disks,
-                          files=[FILE_SIZE] if file else [])
-        ref = None
-        if tried.ok:
-            session = tried.result
-            vms = tuple(vm._moId for vm in session.covered)
-            ref = LeaseRef(session.handle, session, "import", vms)
-            self.ctx.covered[ref.handle] = vms
-            self.refs.append(ref)
-        else:
-            self.ctx.acquire_failures["import"] = tried.event.fault or "?"
+    # Rules always put a value in the bundle and preconditions depend only on facts
+    # fixed for the run: what a live target answers varies with timing, and Hypothesis
+    # replays (to shrink) must make the same choices. A lease that could not be
+    # acquired is a reference without a session, and rules on it do nothing.
+    @rule(target=leases, disks=disk_counts(), file=st.booleans(), ready=st.booleans())
+    def acquire_import(self, disks: int, file: bool, ready: bool) -> LeaseRef:
+        """Acquire an import lease; ``ready``: then wait until it left initializing (WaitReady)."""
+        ref = LeaseRef("-", None, "import")
+        if len(self._held()) < MAX_HELD:
+            tried = S.attempt(S.acquire_import, self.ctx.target, self.ctx.stream,
+                              disks=[DISK_CAPACITY] * disks, files=[FILE_SIZE] if file else [])
+            if tried.ok:
+                ref = self._acquired(tried.result, "import", tuple(vm._moId for vm in tried.result.covered), ready)
+            else:
+                self.ctx.acquire_failures["import"] = tried.event.fault or "?"
         self._step()
-        return ref if ref is not None else multiple()
+        return ref
 
     @precondition(lambda self: any(self.ctx.export_entities().get(k) for k in EXPORT_KINDS))
-    @rule(target=leases, kind=st.sampled_from(EXPORT_KINDS))
-    def acquire_export(self, kind: str) -> Any:
+    @rule(target=leases, kind=st.sampled_from(EXPORT_KINDS), ready=st.booleans())
+    def acquire_export(self, kind: str, ready: bool) -> LeaseRef:
+        """Acquire an export lease of a VM, a vApp or a snapshot (entities no held lease covers)."""
+        ref = LeaseRef("-", None, kind)
         choice = self.ctx.export_choice(kind)
-        if choice is None or (kind in self.ctx.acquire_failures and _unsupported(self.ctx.acquire_failures[kind])):
-            self._step()
-            return multiple()
-        entity, vms = choice
-        acquire = {"export-vm": S.acquire_export_vm, "export-vapp": S.acquire_export_vapp,
-                   "export-snapshot": S.acquire_export_snapshot}[kind]
-        tried = S.attempt(acquire, self.ctx.target, self.ctx.stream, entity)
-        ref = None
-        if tried.ok:
-            ref = LeaseRef(tried.result.handle, tried.result, kind, vms)
-            self.ctx.covered[ref.handle] = vms
-            self.refs.append(ref)
-        else:
-            self.ctx.acquire_failures[kind] = tried.event.fault or "?"
+        refused = kind in self.ctx.acquire_failures and _unsupported(self.ctx.acquire_failures[kind])
+        if choice is not None and not refused and len(self._held()) < MAX_HELD:
+            acquire = {"export-vm": S.acquire_export_vm, "export-vapp": S.acquire_export_vapp,
+                       "export-snapshot": S.acquire_export_snapshot}[kind]
+            tried = S.attempt(acquire, self.ctx.target, self.ctx.stream, choice[0])
+            if tried.ok:
+                ref = self._acquired(tried.result, kind, choice[1], ready)
+            else:
+                self.ctx.acquire_failures[kind] = tried.event.fault or "?"
         self._step()
-        return ref if ref is not None else multiple()
+        return ref
+
+    def _acquired(self, session: S.LeaseSession, kind: str, vms: tuple[str, ...], ready: bool) -> LeaseRef:
+        ref = LeaseRef(session.handle, session, kind, vms)
+        self.ctx.covered[ref.handle] = vms
+        self.refs.append(ref)
+        if ready:
+            S.attempt(session.wait_ready, WAIT_READY)
+        return ref
+
+    def _call(self, lease: LeaseRef, fn: Callable[[S.LeaseSession], Any], touched: bool = False) -> None:
+        """One rule's call on a lease (nothing for a lease that was never acquired), then the verdict."""
+        if lease.session is not None:
+            fn(lease.session)
+        self._step(lease if touched and lease.session is not None else None)
 
     # -- reading --------------------------------------------------------------
     @rule(lease=leases)
     def read(self, lease: LeaseRef) -> None:
-        S.attempt(lease.session.read)
-        self._step()
+        self._call(lease, lambda s: S.attempt(s.read))
 
     @rule(lease=leases)
     def wait_ready(self, lease: LeaseRef) -> None:
-        S.attempt(lease.session.wait_ready, WAIT_READY)
-        self._step()
+        self._call(lease, lambda s: S.attempt(s.wait_ready, WAIT_READY))
 
     @rule(lease=leases)
     def task_info(self, lease: LeaseRef) -> None:
-        S.attempt(lease.session.task_info)
-        self._step()
+        self._call(lease, lambda s: S.attempt(s.task_info))
 
     # -- lease methods ----------------------------------------------------------
     @rule(lease=leases, percent=percents())
     def progress(self, lease: LeaseRef, percent: int) -> None:
-        S.attempt(lease.session.progress, percent)
-        self._step(lease)
+        self._call(lease, lambda s: S.attempt(s.progress, percent), touched=True)
 
     @rule(lease=leases)
     def complete(self, lease: LeaseRef) -> None:
-        S.attempt(lease.session.complete)
-        self._step(lease)
+        self._call(lease, lambda s: S.attempt(s.complete), touched=True)
 
     @rule(lease=leases, fault=abort_faults())
     def abort(self, lease: LeaseRef, fault: str | None) -> None:
-        S.attempt(lease.session.abort, fault)
-        self._step(lease)
+        self._call(lease, lambda s: S.attempt(s.abort, fault), touched=True)
 
     @rule(lease=leases)
     def get_manifest(self, lease: LeaseRef) -> None:
-        S.attempt(lease.session.get_manifest)
-        self._step()
+        self._call(lease, lambda s: S.attempt(s.get_manifest))
 
     @precondition(lambda self: self.ctx.api_at_least("6.7"))
     @rule(lease=leases, mapping=checksum_mappings())
     def set_manifest_checksum_type(self, lease: LeaseRef, mapping: tuple[tuple[Any, str], ...]) -> None:
-        keys = [u.key for u in self._with_info(lease)]
-        if keys or all(d == BOGUS_KEY for d, _ in mapping):
-            S.attempt(lease.session.set_manifest_checksum_type, resolve_mapping(mapping, keys))
-        self._step(lease)
+        def call(session: S.LeaseSession) -> None:
+            keys = [u.key for u in self._with_info(session)]
+            if keys or all(d == BOGUS_KEY for d, _ in mapping):
+                S.attempt(session.set_manifest_checksum_type, resolve_mapping(mapping, keys))
+
+        self._call(lease, call, touched=True)
 
     @precondition(lambda self: self.ctx.api_at_least("6.7"))
     @rule(lease=leases, variant=pull_variants())
     def pull_from_urls(self, lease: LeaseRef, variant: str) -> None:
-        if self._with_info(lease):
-            S.attempt(lease.session.pull_from_urls, pull_files(self.ctx, lease.session, variant), variant, 30.0)
-        self._step(lease)
+        def call(session: S.LeaseSession) -> None:
+            if self._with_info(session):
+                S.attempt(session.pull_from_urls, pull_files(self.ctx, session, variant), variant, 30.0)
+
+        self._call(lease, call, touched=True)
 
     # -- transfers ------------------------------------------------------------
     @rule(lease=leases, device=st.integers(0, 3), variant=upload_variants())
     def upload(self, lease: LeaseRef, device: int, variant: str) -> None:
-        urls = self._with_info(lease)
-        if urls:
-            S.attempt(lease.session.upload, urls[device % len(urls)], variant, sha256=True)
-        self._step(lease if variant != "whole" else None)
+        def call(session: S.LeaseSession) -> None:
+            urls = self._with_info(session)
+            if urls:
+                S.attempt(session.upload, urls[device % len(urls)], variant, sha256=True)
+
+        self._call(lease, call, touched=variant != "whole")
 
     @rule(lease=leases, device=st.integers(0, 3))
     def download(self, lease: LeaseRef, device: int) -> None:
-        urls = self._with_info(lease)
-        if urls:
-            S.attempt(lease.session.download, urls[device % len(urls)])
-        self._step()
+        def call(session: S.LeaseSession) -> None:
+            urls = self._with_info(session)
+            if urls:
+                S.attempt(session.download, urls[device % len(urls)], sha256=True)
+
+        self._call(lease, call)
 
     # -- time -------------------------------------------------------------------
-    @precondition(lambda self: self.ctx.can_sleep())
+    def _held(self) -> list[LeaseRef]:
+        return [r for r in self.refs if (lm := self._lm(r)) is not None and lm.possible & T.HELD]
+
+    @precondition(lambda self: self.ctx.allow_expiry)
     @rule(fraction=sleep_fractions())
     def sleep(self, fraction: float) -> None:
+        """Wait ``fraction`` x leaseTimeout (past it: plus the tolerance window), within the
+        run's sleep budget; nothing when no lease may be held or the budget is spent."""
+        held = self._held()
+        if not (held and self.ctx.can_sleep()):
+            self._step()
+            return
         timeout = self.ctx.known_timeout() or 1.0
         seconds = fraction * timeout + (self.ctx.model.tolerance(timeout) + 0.1 if fraction > 1 else 0.0)
         seconds = round(min(seconds, self.ctx.sleep_left), 3)
         self.ctx.sleep_left -= seconds
-        held = [r for r in self.refs if (lm := self._lm(r)) is not None and lm.possible & T.HELD]
-        if held and seconds > 0:
-            held[-1].session.sleep(seconds)
-            self._step(held[-1])
-        else:
-            self._step()
+        held[-1].session.sleep(seconds)
+        self._step(held[-1])
 
     # -- blocked operations -------------------------------------------------------
     def _may_touch(self, lease: LeaseRef) -> bool:
@@ -584,48 +608,44 @@ class LeaseMachine(RuleBasedStateMachine):
 
     @rule(lease=leases)
     def power_on(self, lease: LeaseRef) -> None:
-        if self._may_touch(lease):
-            S.attempt(lease.session.power_on)
-        self._step()
+        self._call(lease, lambda s: S.attempt(s.power_on) if self._may_touch(lease) else None)
 
     @rule(lease=leases)
     def destroy(self, lease: LeaseRef) -> None:
-        if lease.kind == "import":  # never an inventory VM, whatever the server answers
-            S.attempt(lease.session.destroy)
-        self._step()
+        # never an inventory VM, whatever the server answers
+        self._call(lease, lambda s: S.attempt(s.destroy) if lease.kind == "import" else None)
 
     @rule(lease=leases)
     def relocate(self, lease: LeaseRef) -> None:
-        if self._may_touch(lease):
-            S.attempt(lease.session.relocate)
-        self._step()
+        self._call(lease, lambda s: S.attempt(s.relocate) if self._may_touch(lease) else None)
 
     # -- references ------------------------------------------------------------
-    @rule(lease=leases, call=foreign_calls())
-    def foreign_reference(self, lease: LeaseRef, call: str) -> None:
-        other = attach_reference(self.ctx, "foreign", lease.session.moid, of=lease.handle,
-                                 si=self.ctx.other_session())
-        foreign_call(other, call)
-        self._step(lease if call in ("Complete", "Abort") else None)
+    @rule(lease=leases, kind=st.sampled_from(["foreign", "bogus", "stale"]), call=foreign_calls())
+    def reference(self, lease: LeaseRef, kind: str, call: str) -> None:
+        """A call through another session's reference to ``lease`` (foreign), a moid never
+        handed out (bogus), or a fresh reference object to ``lease`` under its handle (stale)."""
+        if kind == "bogus":
+            foreign_call(attach_reference(self.ctx, "bogus", self.ctx.bogus_moid()), call)
+            self._step()
+            return
 
-    @rule(call=foreign_calls())
-    def bogus_reference(self, call: str) -> None:
-        foreign_call(attach_reference(self.ctx, "bogus", self.ctx.bogus_moid()), call)
-        self._step()
+        def other(session: S.LeaseSession) -> None:
+            if kind == "foreign":
+                ref = attach_reference(self.ctx, "foreign", session.moid, of=lease.handle,
+                                       si=self.ctx.other_session())
+            else:  # same lease, same handle, a new reference: judged as a call on the lease itself
+                ref = S.LeaseSession(self.ctx.target, self.ctx.stream, self.ctx.target.lease_ref(session.moid),
+                                     kind=lease.kind, handle=lease.handle)
+            foreign_call(ref, call)
 
-    @rule(lease=leases, call=foreign_calls())
-    def stale_reference(self, lease: LeaseRef, call: str) -> None:
-        stale = S.LeaseSession(self.ctx.target, self.ctx.stream, self.ctx.target.lease_ref(lease.session.moid),
-                               kind=lease.kind, handle=lease.handle)  # same lease, same handle, new reference
-        foreign_call(stale, call)
-        self._step(lease)
+        self._call(lease, other, touched=call in ("Complete", "Abort", "Progress"))
 
     # -- invariants and teardown ------------------------------------------------
     @invariant()
     def lease_properties(self) -> None:
         """After a step that may have changed a lease, read it back: the model checks the values."""
         ref, self.touched = self.touched, None
-        if ref is not None:
+        if ref is not None and ref.session is not None:
             S.attempt(ref.session.read)
             self._judge()
 
@@ -660,9 +680,32 @@ def describe_failure(model: Model, event: Event, judgement: Judgement, check: An
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def shrink_budget(seconds: float | None) -> Iterator[None]:
+    """Bound Hypothesis' shrinking in wall-clock time (it replays against a live target).
+
+    Hypothesis stops shrinking after ``MAX_SHRINKING_SECONDS`` (5 minutes) and
+    reports the smallest failing program found so far; this lowers that bound.
+    """
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover - a Hypothesis without that module
+        engine = None
+    old = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if seconds is None or old is None:
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = seconds
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = old
+
+
 def run_machine(ctx: RunContext, profile: Profile | str, seed: int | None = None, *,
                 steps: int | None = None, seconds: float | None = None, batch: int | None = None,
-                shrink: bool | None = None) -> int:
+                shrink: bool | None = None, shrink_seconds: float | None = 60.0,
+                step_count: int | None = None) -> int:
     """Run the machine until ``steps`` steps (default: the profile's) or ``seconds`` passed.
 
     Several Hypothesis runs of ``batch`` examples each, seeded from ``seed``
@@ -677,17 +720,25 @@ def run_machine(ctx: RunContext, profile: Profile | str, seed: int | None = None
     want = prof.steps if steps is None else steps
     limit = time.monotonic() + (prof.seconds if seconds is None else seconds)
     shrink = ctx.raise_on_fail if shrink is None else shrink
-    machine = bind(ctx)
+    if ctx.machine is None:
+        ctx.machine = bind(ctx)
     start_steps = ctx.steps
     base = seed if seed is not None else int.from_bytes(uuid.uuid4().bytes[:4], "big")
     for run in range(10_000):
         done = ctx.steps - start_steps
         if done >= want or time.monotonic() >= limit:
             break
-        left_examples = max(1, -(-(want - done) // prof.step_count))
+        left_examples = max(1, -(-(want - done) // (step_count or prof.step_count)))
         examples = min(batch or prof.batch, left_examples)
-        test = get_state_machine_test(machine, settings=prof.settings(examples, shrink=shrink))
-        hseed(base + run * 7919)(test)()
+        key = (examples, shrink, step_count or prof.step_count)
+        test = ctx.tests.get(key)
+        if test is None:  # made once per run and shape: Hypothesis' per-test setup is not free
+            test = get_state_machine_test(ctx.machine, settings=prof.settings(examples, shrink=shrink,
+                                                                              step_count=step_count))
+            test._hypothesis_internal_database_key = b"nfclease-lease-machine"  # no source digest
+            ctx.tests[key] = test
+        with shrink_budget(shrink_seconds if shrink else None):
+            hseed(base + run * 7919)(test)()
     return ctx.steps - start_steps
 
 
