@@ -129,7 +129,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", steps=150, step_count=15, batch=10, sleep_budget=3.0, seconds=20.0),
-    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=4.0, seconds=45.0),
+    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=3.0, seconds=45.0),
     "thorough": Profile("thorough", steps=30000, step_count=50, batch=50, sleep_budget=120.0, seconds=1800.0),
 }
 
@@ -294,11 +294,8 @@ class RunContext:
         return busy
 
     def known_timeout(self) -> float | None:
-        """The leaseTimeout of the most recent lease that showed one."""
-        for lm in reversed(list(self.model.leases.values())):
-            if lm.lease_timeout:
-                return lm.lease_timeout
-        return None
+        """The leaseTimeout the most recent ready Read showed."""
+        return self.model.timeout_hint
 
     def can_sleep(self) -> bool:
         timeout = self.known_timeout()
@@ -503,8 +500,10 @@ class LeaseMachine(RuleBasedStateMachine):
         ref = LeaseRef(session.handle, session, kind, vms)
         self.ctx.covered[ref.handle] = vms
         self.refs.append(ref)
-        if ready:
-            S.attempt(session.wait_ready, WAIT_READY)
+        if ready:  # a Read first: a lease that is already ready costs no WaitReady polling
+            seen = S.attempt(session.read)
+            if not seen.ok or seen.result.get("state") == "initializing":
+                S.attempt(session.wait_ready, WAIT_READY)
         return ref
 
     def _call(self, lease: LeaseRef, fn: Callable[[S.LeaseSession], Any], touched: bool = False) -> None:
