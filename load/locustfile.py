@@ -62,9 +62,9 @@ def _options(parser) -> None:
         if isinstance(default, bool):
             parser.add_argument(name, dest=f"nfc_{f.name}", action="store_true", default=default,
                                 help=_HELP.get(f.name, f.name), include_in_web_ui=f.name == "insecure")
-        else:
-            parser.add_argument(name, dest=f"nfc_{f.name}", type=type(default), default=default,
-                                help=_HELP.get(f.name, f.name), include_in_web_ui=f.name in _HELP)
+            continue
+        parser.add_argument(name, dest=f"nfc_{f.name}", type=type(default), default=default,
+                            help=_HELP.get(f.name, f.name), include_in_web_ui=f.name in _HELP)
 
 
 @events.init.add_listener
@@ -81,8 +81,9 @@ def _init(environment, **_kwargs) -> None:
         context.cafile = sim.cafile
         context.username, context.password = DEFAULT_SIM_USER, DEFAULT_SIM_PASSWORD
         environment.host = sim.url
-        if environment.parsed_options is not None:  # forwarded to local workers, if any
+        if environment.parsed_options is not None:  # forwarded to workers (same host), if any
             environment.parsed_options.nfc_cafile = sim.cafile
+            environment.parsed_options.nfc_embedded_sim = True
         print(f"nfclease: embedded simulator at {sim.url} (lease timeout 3 s)", flush=True)
 
 

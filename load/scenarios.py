@@ -69,6 +69,7 @@ class LoadOptions:
     cafile: str = ""
     thumbprint: str = ""
     insecure: bool = False
+    embedded_sim: bool = False         # the target is nfclease's simulator: its public default login works
 
     @property
     def disk_bytes(self) -> int:

@@ -69,10 +69,15 @@ class LoadContext:
         host = environment.host
         if not host:
             raise ValueError("no target: give --host https://HOST/sdk (or 'sim' for an embedded simulator)")
+        username = self.username or os.environ.get(USERNAME_ENV) or None
+        password = self.password or os.environ.get(PASSWORD_ENV) or None
+        if options.embedded_sim and not (username and password):
+            from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER
+
+            username, password = DEFAULT_SIM_USER, DEFAULT_SIM_PASSWORD
         return TargetSpec.parse(host, cafile=options.cafile or self.cafile or None,
                                 thumbprint=options.thumbprint or None, insecure=options.insecure or None,
-                                username=self.username or os.environ.get(USERNAME_ENV) or None,
-                                password=self.password or os.environ.get(PASSWORD_ENV) or None)
+                                username=username, password=password)
 
 
 def attach(environment: Any, context: LoadContext | None = None) -> LoadContext:
