@@ -4,8 +4,8 @@ Each clause has a stable id (published ids never change meaning or go away),
 a level (MUST or SHOULD), the API version it applies from, one RFC 2119
 sentence, and the exact sentence(s) of the spec it comes from, so a reader can
 check the suite's reading of the spec without the suite. Sources are
-``../shared/spec/HttpNfcLease.txt`` (the reference page) or
-``../shared/spec/FIELD-NOTES.md`` (reported behaviour: marked as such, and
+``conformance/spec/HttpNfcLease.txt`` (the reference page) or
+``conformance/spec/FIELD-NOTES.md`` (reported behaviour: marked as such, and
 weaker evidence). ``tests/test_conformance_model.py`` checks every quote is
 verbatim in its document.
 

@@ -30,7 +30,7 @@ from conformance.offline import check_history
 from conformance.vmodl import declared_faults, method_since
 from nfclease.events import Event, EventStream, HistoryWriter
 
-SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "spec"
+SPEC_DIR = Path(__file__).resolve().parents[1] / "conformance" / "spec"
 KEY = "/vm-1/VirtualLsiLogicController0:0/disk-0"
 IMPORT_KEY = "/VM0/disk-0"
 SHA1 = "ab" * 20
@@ -112,7 +112,7 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-@pytest.mark.skipif(not (SPEC_DIR / "HttpNfcLease.txt").exists(), reason="../shared/spec not present")
+@pytest.mark.skipif(not (SPEC_DIR / "HttpNfcLease.txt").exists(), reason="conformance/spec not present")
 def test_every_quote_is_verbatim_in_its_document():
     docs = {SPEC: _norm((SPEC_DIR / "HttpNfcLease.txt").read_text()),
             NOTES: _norm((SPEC_DIR / "FIELD-NOTES.md").read_text())}
