@@ -16,7 +16,8 @@
   processes. On several machines use Locust directly (see load/README.md):
   ``locust -f load/locustfile.py --master ...`` on one host and
   ``locust -f load/locustfile.py --worker --master-host HOST`` on the others.
-* Scenario knobs beyond ``--disk-mib``: ``NFCLEASE_LOAD_OPTIONS="disks=2,keepalive=1,held_leases=8"``
+* Scenario knobs: ``--disk-mib``, ``--disks``, ``--keepalive``, ``--held-leases``; the rest through
+  ``NFCLEASE_LOAD_OPTIONS="probe_poll=0.01,max_hold_seconds=30"``
   (any :class:`load.scenarios.LoadOptions` field).
 * In DIR: ``load.json``, ``locust_*.csv``, ``locust.html``, ``load.png``.
 * Gate: ``--repeat N`` runs N times and uses medians (spread reported);
@@ -68,6 +69,9 @@ def options_from(args: argparse.Namespace, env: dict[str, str] | None = None) ->
     """LoadOptions from the command line and ``NFCLEASE_LOAD_OPTIONS`` (``name=value,...``)."""
     env = os.environ if env is None else env
     options = LoadOptions(disk_mib=float(getattr(args, "disk_mib", 8) or 8))
+    for flag in ("disks", "keepalive", "held_leases"):
+        if getattr(args, flag, None) is not None:
+            setattr(options, flag, type(getattr(options, flag))(getattr(args, flag)))
     known = {f.name: f for f in fields(LoadOptions)}
     for item in (env.get(OPTIONS_ENV) or "").split(","):
         if not item.strip():

@@ -149,22 +149,8 @@ class Held:
 
 
 def forget(ctx: UserContext, session: LeaseSession) -> None:
-    """Drop a finished lease from the target's cleanup list (each entry costs a call at close).
-
-    nfclease.target offers no ``forget_lease`` yet; until it does, prune its
-    registry directly when the attribute is there (bookkeeping only).
-    """
-    target = ctx.target
-    forget_lease = getattr(target, "forget_lease", None)
-    if callable(forget_lease):
-        forget_lease(session.lease)
-        return
-    created = getattr(target, "_created", None)
-    lock = getattr(target, "_lock", None)
-    if created is None or lock is None:
-        return
-    with lock:
-        created[:] = [item for item in created if not (item.what == "lease" and item.ref is session.lease)]
+    """Drop a finished lease from the target's cleanup list (each entry costs a call at close)."""
+    ctx.target.forget_lease(session.lease)
 
 
 def _sleep(ctx: UserContext, seconds: float) -> None:

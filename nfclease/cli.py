@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--tolerance", default="10%", help="allowed regression against the baseline")
     load.add_argument("--repeat", type=int, default=1, help="repeat the run and use medians (noise)")
     load.add_argument("--step-shape", action="store_true", help="step users up to find the knee")
-    load.add_argument("--disk-mib", type=int, default=8)
+    load.add_argument("--disk-mib", type=float, default=8, help="capacity of each imported disk (MiB)")
+    load.add_argument("--disks", type=int, default=None, help="disks per import (default 1)")
+    load.add_argument("--keepalive", type=float, default=None,
+                      help="seconds between Progress calls (default 2, as govmomi)")
+    load.add_argument("--held-leases", type=int, default=None, help="keepalive scenario: leases each user holds")
     load.add_argument("--insecure", action="store_true")
     load.add_argument("--thumbprint")
     add_sim_arguments(load)

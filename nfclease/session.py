@@ -557,7 +557,7 @@ class LeaseSession:
         seed = f"{self.package.name if self.package else self.moid}:{url.key}"
         if self._is_disk(url):
             capacity = item.capacity if isinstance(item, OvfDiskItem) else 1 << 20
-            disk = StreamOptimizedDisk(capacity, ContentPattern(self.pattern, seed))
+            disk = StreamOptimizedDisk(capacity, ContentPattern(self.pattern, seed), record_sha1=False)
             chunks: Iterable[bytes] = disk
             size = disk.size
         else:

@@ -538,6 +538,7 @@ class StreamOptimizedDisk:
         *,
         adapter_type: str = "lsilogic",
         name: str = "disk.vmdk",
+        record_sha1: bool = True,
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int):
             raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
@@ -568,6 +569,9 @@ class StreamOptimizedDisk:
         self._overhead = _round_up(1 + self._descriptor_sectors, self._grain_sectors)
         self._size: int | None = None
         self._sha1: str | None = None
+        # A sender that hashes what it sends anyway (the NFC client) turns this
+        # off: a second SHA-1 pass costs half of generating the stream.
+        self.record_sha1 = record_sha1
         # Level 0: every full grain has the same record layout; precompute it.
         clen = _stored_zlib_length(grain_size)
         self._l0_clen = clen
@@ -776,7 +780,7 @@ class StreamOptimizedDisk:
         """
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-        hasher = hashlib.sha1() if self._sha1 is None else None
+        hasher = hashlib.sha1() if self._sha1 is None and self.record_sha1 else None
         produced = 0
         # Pieces are gathered by reference and joined once per chunk: each byte
         # is copied exactly once here (a growing bytearray would copy it again
@@ -832,9 +836,10 @@ class StreamOptimizedDisk:
     def sha1(self) -> str:
         """Hex SHA-1 of the stream bytes (an NFC manifest entry); one streaming pass if not yet known."""
         if self._sha1 is None:
-            for _ in self.iter_chunks():
-                pass
-        assert self._sha1 is not None
+            hasher = hashlib.sha1()
+            for chunk in self.iter_chunks():
+                hasher.update(chunk)
+            self._sha1 = hasher.hexdigest()
         return self._sha1
 
     @property

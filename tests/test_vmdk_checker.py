@@ -63,3 +63,11 @@ def test_qemu_img_streams_pass(tmp_path: Path) -> None:
     subprocess.run(["qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", str(raw), str(out)],
                    check=True)
     assert _check(out.read_bytes()).grains > 0
+
+
+def test_record_sha1_off_still_gives_sha1_on_demand() -> None:
+    recorded = StreamOptimizedDisk(1 << 20, ContentPattern("random", 9))
+    lazy = StreamOptimizedDisk(1 << 20, ContentPattern("random", 9), record_sha1=False)
+    assert b"".join(lazy.iter_chunks()) == b"".join(recorded.iter_chunks())
+    assert lazy._sha1 is None  # the pass did not hash
+    assert lazy.sha1 == recorded.sha1
