@@ -18,6 +18,7 @@ import re
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 import time
 import traceback
@@ -120,6 +121,14 @@ class SimHTTPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, NfcRequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops its connection is routine under load: log it, no traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError, socket.timeout)):
+            log.info("connection from %s ended: %r", client_address, exc)
+        else:
+            log.error("request from %s failed:\n%s", client_address, traceback.format_exc())
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
