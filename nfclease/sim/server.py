@@ -550,21 +550,32 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         delay = service.config.delay
         try:
             with device.path.open("rb") as source:
-                while chunk := source.read(1 << 20):
+                chunk = source.read(1 << 20)
+                if not chunk:
+                    self._record_download(device, 0, hashers)
+                while chunk:
+                    following = source.read(1 << 20)
                     for hasher in hashers.values():
                         hasher.update(chunk)
-                    self.wfile.write(chunk)
                     sent += len(chunk)
+                    if not following:
+                        # Record before the client can see the last byte: a GetManifest or
+                        # Complete sent right after the download must find it finished.
+                        self._record_download(device, sent, hashers)
+                    self.wfile.write(chunk)
                     if delay:
                         time.sleep(delay * len(chunk) / (1 << 20))
+                    chunk = following
         except OSError as exc:
             self.close_connection = True
             log.info("download of %s broken after %d bytes: %s", device.name, sent, exc)
-            return
         finally:
             device.busy = False
-        with service.world.lock:
+
+    def _record_download(self, device: Device, sent: int, hashers: dict[str, Any]) -> None:
+        with self.server.service.world.lock:
             device.bytes_transferred = sent
             device.hashes = {name: h.hexdigest() for name, h in hashers.items()}
             device.sha1 = device.hashes["sha1"]
             device.complete = True
+            device.busy = False
