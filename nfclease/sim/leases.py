@@ -294,20 +294,18 @@ class Lease(MObject):
 
     # -- the managed object -------------------------------------------------------
     def properties(self):
-        def read(fn):
-            def getter():
-                self.advance()
-                return fn()
-            return getter
+        # Transitions are applied once, here: every property read through these
+        # getters (one RetrievePropertiesEx) sees the lease at the same instant.
+        self.advance()
         return {
-            "state": read(lambda: self.state),
-            "initializeProgress": read(lambda: self.initialize_progress),
-            "info": read(lambda: self.info if self.state == "ready" else None),
-            "error": read(lambda: self.error if self.state == "error" else None),
-            "transferProgress": read(lambda: self.transfer_progress),
-            "mode": read(lambda: self.mode),
-            "capabilities": read(lambda: vim.HttpNfcLease.Capabilities(
-                pullModeSupported=self.kind == "import", corsSupported=False)),
+            "state": lambda: self.state,
+            "initializeProgress": lambda: self.initialize_progress,
+            "info": lambda: self.info if self.state == "ready" else None,
+            "error": lambda: self.error if self.state == "error" else None,
+            "transferProgress": lambda: self.transfer_progress,
+            "mode": lambda: self.mode,
+            "capabilities": lambda: vim.HttpNfcLease.Capabilities(
+                pullModeSupported=self.kind == "import", corsSupported=False),
         }
 
     def device_url(self, device: Device) -> str:

@@ -445,10 +445,11 @@ class Service(VmOperations):
         for obj_spec in spec.objectSet:
             for obj in self._selected(obj_spec, named):
                 paths = self._paths(obj, spec)
+                props = obj.properties()  # one instant for all of the object's paths
                 values = {}
                 for path in paths:
                     self._check_version(obj, path)
-                    values[path] = typed(obj.get(path), declared_type(obj, path))
+                    values[path] = typed(obj.get(path, props), declared_type(obj, path))
                 out[obj.moid] = (obj, values)
         return out
 

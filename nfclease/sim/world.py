@@ -55,10 +55,14 @@ class MObject:
         props["parent"] = lambda: self.parent.ref if self.parent else None
         return props
 
-    def get(self, path: str) -> Any:
-        """Read a property path (``info.state``); raise InvalidProperty if unknown."""
+    def get(self, path: str, props: dict[str, Callable[[], Any]] | None = None) -> Any:
+        """Read a property path (``info.state``); raise InvalidProperty if unknown.
+
+        Pass the ``props`` of one :meth:`properties` call to read several paths
+        of the object at one instant (the property collector does).
+        """
         head, _, rest = path.partition(".")
-        getter = self.properties().get(head)
+        getter = (self.properties() if props is None else props).get(head)
         if getter is None:
             raise SoapError(vmodl.query.InvalidProperty(name=path),
                             f"{self.type_name} has no property {head!r}")
