@@ -105,7 +105,7 @@ class Reach:
 @contextlib.contextmanager
 def reach_target(args: argparse.Namespace) -> Iterator[Reach]:
     """Start the simulator or vcsim when asked; yield how to reach the target."""
-    target = getattr(args, "target", "sim") or "sim"
+    target = getattr(args, "target", None) or os.environ.get("GOVC_URL") or "sim"
     if target == "sim":
         from nfclease.cli import sim_config_from
         from nfclease.sim import Simulator

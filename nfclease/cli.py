@@ -16,6 +16,10 @@ from typing import Callable, Sequence
 from nfclease import __version__
 
 
+TARGET_HELP = ("sim (the embedded simulator), vcsim, or https://user:pass@host/sdk; "
+               "default: $GOVC_URL if set, else sim")
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -110,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="the main job: start the simulator (or use --target), import and "
                                      "export disks through leases, and report")
-    run.add_argument("--target", default="sim", help="sim (default), vcsim, or https://user:pass@host/sdk")
+    run.add_argument("--target", default=None, help=TARGET_HELP)
     run.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
     run.add_argument("--thumbprint", help="pin the target's certificate (SHA-1 or SHA-256 thumbprint)")
     run.add_argument("--report", default=None, help="directory for results.json, history and reports")
@@ -130,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_sim)
 
     conform = sub.add_parser("conform", help="run the conformance suite against a target")
-    conform.add_argument("--target", default="sim", help="sim (default), vcsim, or https://user:pass@host/sdk")
+    conform.add_argument("--target", default=None, help=TARGET_HELP)
     conform.add_argument("--profile", default="smoke", choices=["smoke", "ci", "thorough"])
     conform.add_argument("--expectations", help="YAML file of known deviations of this target")
     conform.add_argument("--report", default="nfclease-report", help="directory for results.json and JUnit XML")
@@ -143,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     conform.set_defaults(func=cmd_conform)
 
     load = sub.add_parser("load", help="run Locust load scenarios against a target")
-    load.add_argument("--target", default="sim")
+    load.add_argument("--target", default=None, help=TARGET_HELP)
     load.add_argument("--scenario", action="append", default=None,
                       help="import-upload, export-download, churn, keepalive, timeout-probe, mixed "
                            "(repeatable; NAME:WEIGHT sets a weight)")
