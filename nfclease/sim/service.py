@@ -35,7 +35,7 @@ from nfclease.sim.world import (
     ClusterComputeResource, Datacenter, Datastore, Disk, Folder, HostSystem, MObject, ResourcePool,
     Session, Snapshot, Task, VirtualApp, VirtualMachine, World, not_found, now_utc, type_matches,
 )
-from nfclease.vmdk import ContentPattern, StreamOptimizedDisk, VmdkError, check_header
+from nfclease.vmdk import ContentPattern, StreamChecker, StreamOptimizedDisk, VmdkError
 
 NO_SESSION_METHODS = {"RetrieveServiceContent", "Login", "CurrentTime", "LoginByToken", "LoginExtensionByCertificate"}
 
@@ -821,18 +821,21 @@ class Service(VmOperations):
     # ------------------------------------------------------------------ NFC data path
     def receive(self, lease: Lease, device: Device, body: Any, length: int | None,
                 chunk_size: int = 1 << 20) -> int:
-        """Store a device's bytes from ``body`` (read()) while hashing them; return the count.
+        """Store a device's bytes from ``body`` (``readinto``) while hashing them; return the count.
 
-        Used by uploads (POST/PUT) and pulls. The first 512 bytes of a disk must
-        be a streamOptimized VMDK header, else the upload is refused (400).
+        Used by uploads (POST/PUT) and pulls. A disk must be a streamOptimized
+        VMDK: its structure is walked as it arrives (:class:`StreamChecker`),
+        so garbage is refused (400) at its first sector and a truncated stream
+        when it ends.
 
-        A body of more than :data:`PIPELINE_MIN` bytes is hashed and written by
+        Bodies of more than :data:`PIPELINE_MIN` bytes are hashed and written by
         a :class:`_StoreBehind` thread while this one reads (and decrypts) the
-        next chunk, and what is written leaves the page cache once on disk:
-        see there for why both matter.
+        next chunk. Chunks are read into a few buffers that go round, never
+        into fresh memory: see :class:`_Store` for why fresh pages are dear.
         """
         algorithms = {"sha1"} | set(device.wanted.values())
         hashers = {name: hashlib.new(name) for name in algorithms}
+        checker = StreamChecker() if device.disk else None
         device.busy, device.complete = True, False
         received = 0
         delay = self.config.delay
@@ -840,37 +843,42 @@ class Service(VmOperations):
             device.path.parent.mkdir(parents=True, exist_ok=True)
             with device.path.open("wb") as out:
                 pipelined = length is None or length > PIPELINE_MIN
-                store = _StoreBehind(out, list(hashers.values())) if pipelined else None
-                put = store.put if store is not None else _Store(out, list(hashers.values())).put
+                store_class = _StoreBehind if pipelined else _Store
+                store = store_class(out, list(hashers.values()), chunk_size)
                 try:
-                    first = True
                     while length is None or received < length:
                         want = chunk_size if length is None else min(chunk_size, length - received)
-                        chunk = body.read(want)
-                        if not chunk:
+                        buffer = store.buffer()
+                        got = _read_into(body, buffer, want)
+                        if not got:
+                            store.give_back(buffer)
                             break
-                        if first and device.disk:
+                        if checker is not None:
                             try:
-                                check_header(chunk[:512])
+                                checker.feed(memoryview(buffer)[:got])
                             except VmdkError as exc:
+                                store.give_back(buffer)
                                 raise NfcError(400, f"{device.name}: not a streamOptimized VMDK: {exc}") from None
-                            first = False
-                        put(chunk)
-                        received += len(chunk)
+                        store.put(buffer, got)
+                        received += got
                         if delay:
-                            time.sleep(delay * len(chunk) / (1 << 20))
+                            time.sleep(delay * got / (1 << 20))
                 finally:
-                    if store is not None:
-                        store.close()  # waits for what is queued; raises its write error, if any
+                    store.close()  # waits for what is queued; raises its write error, if any
             if length is not None and received < length:
                 raise NfcError(400, f"{device.name}: body ended after {received} of {length} bytes")
+            if checker is not None:
+                try:
+                    checker.finish()
+                except VmdkError as exc:
+                    raise NfcError(400, f"{device.name}: {exc}") from None
             with self.world.lock:
                 device.bytes_transferred = received
                 device.hashes = {name: h.hexdigest() for name, h in hashers.items()}
                 device.sha1 = device.hashes["sha1"]
                 device.complete = True
-                if lease.mode == "pull":
-                    lease.renew() if lease.state == "ready" else None
+                if lease.mode == "pull" and lease.state == "ready":
+                    lease.renew()
             return received
         finally:
             device.busy = False
@@ -898,17 +906,28 @@ class _Store:
     cached. Not every platform has ``posix_fadvise``; there, nothing is dropped.
     """
 
-    def __init__(self, out: Any, hashers: list[Any]) -> None:
+    def __init__(self, out: Any, hashers: list[Any], chunk_size: int) -> None:
         self.out = out
         self.hashers = hashers
         self.written = 0
         self.dropped_at = 0
+        self._buffer = bytearray(chunk_size)
         try:
             self.fd: int | None = out.fileno() if hasattr(os, "posix_fadvise") else None
         except (OSError, ValueError, AttributeError):
             self.fd = None
 
-    def put(self, chunk: bytes) -> None:
+    def buffer(self) -> bytearray:
+        """A buffer to read the next chunk into (the same one, in this synchronous store)."""
+        return self._buffer
+
+    def give_back(self, buffer: bytearray) -> None:
+        """Return a buffer that was not :meth:`put` (nothing to do here)."""
+
+    def put(self, buffer: bytearray, length: int) -> None:
+        self._store(memoryview(buffer)[:length])
+
+    def _store(self, chunk: memoryview) -> None:
         for hasher in self.hashers:
             hasher.update(chunk)
         self.out.write(chunk)
@@ -922,47 +941,76 @@ class _Store:
                 self.fd = None  # a file system that cannot: keep writing, stop asking
             self.dropped_at = self.written
 
+    def close(self) -> None:
+        pass
+
 
 class _StoreBehind(_Store):
     """A :class:`_Store` in its own thread, fed through a bounded queue.
 
     Reading a chunk from a TLS socket (decryption) and hashing and storing the
     previous one then run at the same time: SSL reads, hashlib on large
-    buffers and file writes all release the GIL. The queue holds at most
-    ``PIPELINE_DEPTH`` chunks, so memory stays bounded whatever the size. A
-    write error stops the storing (later chunks are discarded, never block
-    the reader) and is raised to the reader by the next :meth:`put` or
-    :meth:`close`.
+    buffers and file writes all release the GIL. ``PIPELINE_DEPTH + 1``
+    buffers go round between the reader and this thread, so memory stays
+    bounded whatever the size and no chunk lands in fresh pages. A write error
+    stops the storing (later chunks are discarded, never block the reader) and
+    is raised to the reader by the next :meth:`put` or :meth:`close`.
     """
 
-    def __init__(self, out: Any, hashers: list[Any]) -> None:
-        super().__init__(out, hashers)
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=PIPELINE_DEPTH)
+    def __init__(self, out: Any, hashers: list[Any], chunk_size: int) -> None:
+        super().__init__(out, hashers, chunk_size)
+        self.free: queue.Queue[bytearray] = queue.Queue()
+        self.free.put(self._buffer)
+        for _ in range(PIPELINE_DEPTH):
+            self.free.put(bytearray(chunk_size))
+        self.queue: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="nfclease-sim-store", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         while True:
-            chunk = self.queue.get()
-            if chunk is None:
+            item = self.queue.get()
+            if item is None:
                 return
+            buffer, length = item
             if self.error is None:
                 try:
-                    super().put(chunk)
+                    self._store(memoryview(buffer)[:length])
                 except BaseException as exc:  # noqa: BLE001 -- handed to the reader
                     self.error = exc
+            self.free.put(buffer)
 
-    def put(self, chunk: bytes) -> None:
+    def buffer(self) -> bytearray:
         if self.error is not None:
             raise self.error
-        self.queue.put(chunk)
+        return self.free.get()
+
+    def give_back(self, buffer: bytearray) -> None:
+        self.free.put(buffer)
+
+    def put(self, buffer: bytearray, length: int) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((buffer, length))
 
     def close(self) -> None:
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _read_into(body: Any, buffer: bytearray, want: int) -> int:
+    """Fill ``buffer[:want]`` from ``body``; fewer bytes only at the end of the body."""
+    view = memoryview(buffer)[:want]
+    got = 0
+    while got < want:
+        count = body.readinto(view[got:])
+        if not count:
+            break
+        got += count
+    return got
 
 
 class NfcError(Exception):
