@@ -67,6 +67,11 @@ def timed_out(message: str = "The lease has timed out") -> SoapError:
     return SoapError(vim.fault.Timedout(), message)
 
 
+def _set(event: threading.Event) -> threading.Event:
+    event.set()
+    return event
+
+
 @dataclass
 class Device:
     """One device URL of a lease: a disk or a non-disk file."""
@@ -85,6 +90,39 @@ class Device:
     hashes: dict[str, str] = field(default_factory=dict)
     wanted: dict[str, str] = field(default_factory=dict)  # algorithm requested, by SetManifestChecksumType
     busy: bool = False
+    hashed: threading.Event = field(default_factory=lambda: _set(threading.Event()))
+
+    def hash_stored(self, lock: threading.RLock) -> None:
+        """Hash what was stored, in the background: SHA-1 and any algorithm asked for already.
+
+        Uploads are hashed after they are stored, not while they stream: on a
+        2-core machine the sender's encryption takes one core and decryption
+        the other, and hashing in between would slow the transfer itself.
+        GetManifest waits for :attr:`hashed` (see ``Service.dispatch``), so
+        the manifest is exact; the wait is the time to read the file back and
+        hash it. An algorithm asked for later is computed then (:meth:`checksum`).
+        """
+        self.hashed.clear()
+        path = self.path
+        algorithms = {"sha1"} | set(self.wanted.values())
+
+        def run() -> None:
+            digests = {name: hashlib.new(name) for name in algorithms}
+            try:
+                with path.open("rb") as stored:
+                    while chunk := stored.read(1 << 20):
+                        for digest in digests.values():
+                            digest.update(chunk)
+                with lock:
+                    if self.path == path:
+                        self.hashes = {name: d.hexdigest() for name, d in digests.items()}
+                        self.sha1 = self.hashes["sha1"]
+            except OSError:
+                pass  # removed meanwhile (the import was cleaned up): nothing to report
+            finally:
+                self.hashed.set()
+
+        threading.Thread(target=run, name=f"nfclease-sim-hash-{self.name}", daemon=True).start()
 
     def checksum(self, algorithm: str) -> str | None:
         """The digest of what was transferred; computed from the stored file if asked late."""

@@ -315,6 +315,12 @@ class Service(VmOperations):
             if not isinstance(this.ref, request.info.type):
                 raise SoapError(vmodl.fault.MethodNotFound(receiver=this.ref, method=request.method),
                                 f"{this.type_name} has no method {request.method}")
+        if request.method == "HttpNfcLeaseGetManifest" and isinstance(this, Lease):
+            for device in list(this.devices):  # an exact manifest: wait for stored bytes to be hashed
+                device.hashed.wait(MANIFEST_HASH_WAIT)
+                algorithm = device.wanted.get("type")
+                if algorithm:
+                    device.checksum(algorithm)  # asked for after the transfer: hash now, outside the lock
         if request.method in self.LONG_POLL:
             result = handler(session, this, **request.args)
         else:
@@ -821,20 +827,20 @@ class Service(VmOperations):
     # ------------------------------------------------------------------ NFC data path
     def receive(self, lease: Lease, device: Device, body: Any, length: int | None,
                 chunk_size: int = 1 << 20) -> int:
-        """Store a device's bytes from ``body`` (``readinto``) while hashing them; return the count.
+        """Store a device's bytes from ``body`` (``readinto``), then hash them; return the count.
 
         Used by uploads (POST/PUT) and pulls. A disk must be a streamOptimized
         VMDK: its structure is walked as it arrives (:class:`StreamChecker`),
         so garbage is refused (400) at its first sector and a truncated stream
         when it ends.
 
-        Bodies of more than :data:`PIPELINE_MIN` bytes are hashed and written by
-        a :class:`_StoreBehind` thread while this one reads (and decrypts) the
-        next chunk. Chunks are read into a few buffers that go round, never
-        into fresh memory: see :class:`_Store` for why fresh pages are dear.
+        Bodies of more than :data:`PIPELINE_MIN` bytes are written by a
+        :class:`_StoreBehind` thread while this one reads (and decrypts) the
+        next chunk; the stored bytes are hashed afterwards
+        (:meth:`Device.hash_stored`). Chunks are read into a few buffers that
+        go round, never into fresh memory: see :class:`_Store` for why fresh
+        pages are dear.
         """
-        algorithms = {"sha1"} | set(device.wanted.values())
-        hashers = {name: hashlib.new(name) for name in algorithms}
         checker = StreamChecker() if device.disk else None
         device.busy, device.complete = True, False
         received = 0
@@ -844,7 +850,7 @@ class Service(VmOperations):
             with device.path.open("wb") as out:
                 pipelined = length is None or length > PIPELINE_MIN
                 store_class = _StoreBehind if pipelined else _Store
-                store = store_class(out, list(hashers.values()), chunk_size)
+                store = store_class(out, chunk_size)
                 try:
                     while length is None or received < length:
                         want = chunk_size if length is None else min(chunk_size, length - received)
@@ -874,9 +880,9 @@ class Service(VmOperations):
                     raise NfcError(400, f"{device.name}: {exc}") from None
             with self.world.lock:
                 device.bytes_transferred = received
-                device.hashes = {name: h.hexdigest() for name, h in hashers.items()}
-                device.sha1 = device.hashes["sha1"]
+                device.hashes, device.sha1 = {}, None
                 device.complete = True
+                device.hash_stored(self.world.lock)
                 if lease.mode == "pull" and lease.state == "ready":
                     lease.renew()
             return received
@@ -886,6 +892,8 @@ class Service(VmOperations):
 
 #: Bodies up to this size are hashed and written inline (no thread for a small file).
 PIPELINE_MIN = 4 << 20
+#: Longest GetManifest waits for an upload's bytes to be hashed (a 4 GiB disk takes ~3 s).
+MANIFEST_HASH_WAIT = 120.0
 #: Chunks read ahead of the store thread: bounds the memory an upload holds.
 PIPELINE_DEPTH = 4
 #: Every DROP_EVERY bytes stored, the stored bytes up to DROP_WINDOW behind are dropped from the page cache.
@@ -906,9 +914,8 @@ class _Store:
     cached. Not every platform has ``posix_fadvise``; there, nothing is dropped.
     """
 
-    def __init__(self, out: Any, hashers: list[Any], chunk_size: int) -> None:
+    def __init__(self, out: Any, chunk_size: int) -> None:
         self.out = out
-        self.hashers = hashers
         self.written = 0
         self.dropped_at = 0
         self._buffer = bytearray(chunk_size)
@@ -928,8 +935,6 @@ class _Store:
         self._store(memoryview(buffer)[:length])
 
     def _store(self, chunk: memoryview) -> None:
-        for hasher in self.hashers:
-            hasher.update(chunk)
         self.out.write(chunk)
         self.written += len(chunk)
         if self.fd is not None and self.written - self.dropped_at >= DROP_EVERY:
@@ -948,17 +953,16 @@ class _Store:
 class _StoreBehind(_Store):
     """A :class:`_Store` in its own thread, fed through a bounded queue.
 
-    Reading a chunk from a TLS socket (decryption) and hashing and storing the
-    previous one then run at the same time: SSL reads, hashlib on large
-    buffers and file writes all release the GIL. ``PIPELINE_DEPTH + 1``
+    Reading a chunk from a TLS socket (decryption) and storing the previous
+    one then run at the same time: SSL reads and file writes release the GIL. ``PIPELINE_DEPTH + 1``
     buffers go round between the reader and this thread, so memory stays
     bounded whatever the size and no chunk lands in fresh pages. A write error
     stops the storing (later chunks are discarded, never block the reader) and
     is raised to the reader by the next :meth:`put` or :meth:`close`.
     """
 
-    def __init__(self, out: Any, hashers: list[Any], chunk_size: int) -> None:
-        super().__init__(out, hashers, chunk_size)
+    def __init__(self, out: Any, chunk_size: int) -> None:
+        super().__init__(out, chunk_size)
         self.free: queue.Queue[bytearray] = queue.Queue()
         self.free.put(self._buffer)
         for _ in range(PIPELINE_DEPTH):
