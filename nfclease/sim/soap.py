@@ -19,6 +19,7 @@ Every way a request can be wrong maps to the fault a real server answers with
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers.expat import ExpatError, ParserCreate
@@ -164,16 +165,15 @@ class _RequestDecoder(ExpatDeserializerNSHandlers):
     def _lookup_method(self, ns: str, name: str) -> Any:
         if name == "Fetch":
             return FetchInfo()
-        try:
-            info = VmomiSupport.GetWsdlMethod(ns or VIM_NS, name).info
-        except KeyError:
+        found = _known_method(ns or VIM_NS, name)
+        if found is None:
             raise SoapError(vmodl.fault.MethodNotFound(method=name),
-                            f"method {name!r} is not known in {ns or VIM_NS}") from None
+                            f"method {name!r} is not known in {ns or VIM_NS}")
+        info, self.params = found
         if not VmomiSupport.IsChildVersion(self.version, info.version):
             raise SoapError(vmodl.fault.MethodNotFound(method=name),
                             f"method {name!r} is not in API version "
                             f"{VmomiSupport.versionIdMap[self.version]}")
-        self.params = {p.name: p for p in info.params}
         return info
 
     def _param_type(self, name: str) -> tuple[type, bool]:
@@ -192,6 +192,21 @@ class _RequestDecoder(ExpatDeserializerNSHandlers):
         if issubclass(param.type, list):
             return param.type.Item, True
         return param.type, False
+
+
+@functools.lru_cache(maxsize=1024)
+def _known_method(ns: str, name: str) -> tuple[Any, dict[str, Any]] | None:
+    """pyVmomi's method info and its parameters by name, looked up once per method.
+
+    GetWsdlMethod takes pyVmomi's global lock on every call; a Progress-heavy
+    load asks for the same few methods thousands of times. Unknown names are
+    cached too (as None), bounded by the cache size.
+    """
+    try:
+        info = VmomiSupport.GetWsdlMethod(ns, name).info
+    except KeyError:
+        return None
+    return info, {p.name: p for p in info.params}
 
 
 def decode_request(body: bytes, version: str) -> SoapRequest:
