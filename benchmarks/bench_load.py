@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
 from load.figures import MB  # noqa: E402
 from load.runner import RunSpec, run_load  # noqa: E402
 from load.scenarios import LoadOptions  # noqa: E402
-from load.simproc import SimProcess  # noqa: E402
+from nfclease.sim.process import SimProcess  # noqa: E402
 from nfclease.events import EventStream  # noqa: E402
 from nfclease.session import acquire_import  # noqa: E402
 from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER, TargetSpec, open_target  # noqa: E402

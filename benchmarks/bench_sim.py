@@ -50,13 +50,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import hashlib
 import json
 import os
 import platform
-import re
-import selectors
 import shutil
 import signal
 import ssl
@@ -77,6 +74,7 @@ from pyVim.connect import Disconnect, SmartConnect  # noqa: E402
 from pyVmomi import vim, vmodl  # noqa: E402
 
 from nfclease.ovf import build_import_ovf  # noqa: E402
+from nfclease.sim.process import SimProcess  # noqa: E402
 from nfclease.transfer import NfcClient  # noqa: E402
 from nfclease.vcsim import VcsimProcess, find_vcsim  # noqa: E402
 from nfclease.vmdk import ContentPattern, StreamOptimizedDisk  # noqa: E402
@@ -163,103 +161,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _set_pdeathsig() -> None:
-    """Child side of Popen: die with SIGTERM if the benchmark itself is killed (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 # ---------------------------------------------------------------------------- targets
-class OurSim:
-    """``python -m nfclease sim --port 0`` as a child process: url, cafile, pid."""
-
-    name = "ours"
-
-    def __init__(self, lease_timeout: float = 300.0, init_seconds: float = 0.2,
-                 start_timeout: float = 60.0) -> None:
-        self.lease_timeout = lease_timeout
-        self.init_seconds = init_seconds
-        self.start_timeout = start_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.cafile = ""
-        self.port = 0
-        self._log = tempfile.TemporaryFile()
-
-    def start(self) -> "OurSim":
-        argv = [sys.executable, "-m", "nfclease", "sim", "--host", "127.0.0.1", "--port", "0",
-                "--lease-timeout", f"{self.lease_timeout:g}", "--init-seconds", f"{self.init_seconds:g}"]
-        self.proc = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=self._log, preexec_fn=_set_pdeathsig)
-        lines = self._read_lines(2)
-        if not lines[0].startswith("https://"):
-            raise RuntimeError(f"nfclease sim printed {lines[0]!r} instead of its URL: {self.stderr()}")
-        self.url = lines[0]
-        match = re.match(r"# certificate (.+?) thumbprint (\S+);", lines[1])
-        if not match:
-            raise RuntimeError(f"nfclease sim: no certificate line in {lines[1]!r}")
-        self.cafile = match.group(1)
-        port = urlsplit(self.url).port
-        assert port is not None
-        self.port = port
-        return self
-
-    def _read_lines(self, count: int) -> list[str]:
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + self.start_timeout
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while buf.count(b"\n") < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError(f"nfclease sim printed no URL within {self.start_timeout:g} s")
-                if not sel.select(min(left, 0.5)):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"nfclease sim exited ({self.proc.wait(5)}): {self.stderr()}")
-                buf += chunk
-        return [ln.decode().strip() for ln in buf.split(b"\n")[:count]]
-
-    def stderr(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=self.cafile)
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        self._log.close()
-
-    def __enter__(self) -> "OurSim":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-
 class Vcsim:
     """govmomi's vcsim through nfclease.vcsim; verified TLS against the certificate it writes."""
 
@@ -292,11 +194,7 @@ class Vcsim:
 
     @property
     def pid(self) -> int:
-        # VcsimProcess does not publish its Popen; the pid is all we read.
-        proc = getattr(self.vc, "_proc", None)
-        if proc is None:
-            raise RuntimeError("vcsim is not running")
-        return proc.pid
+        return self.vc.pid
 
     def ssl_context(self) -> ssl.SSLContext:
         return self.vc.ssl_context()
@@ -705,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   FAILED: {type(exc).__name__}: {exc}", flush=True)
 
     try:
-        with OurSim() as ours, Vcsim() as vc:
+        with SimProcess(init_seconds=0.2) as ours, Vcsim() as vc:
             print(f"ours  {ours.url} pid {ours.pid} (python -m nfclease sim)\nvcsim {vc.url} pid {vc.pid}", flush=True)
 
             def progress() -> Any:
@@ -733,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
             out: dict[str, Any] = {}
             # A lease timeout shorter than creating them and keeping them alive takes:
             # "ready" at the end then shows that the round-robin Progress renewed each.
-            with OurSim(lease_timeout=LEASE_TIMEOUT_3A) as fresh:
+            with SimProcess(lease_timeout=LEASE_TIMEOUT_3A, init_seconds=0.2) as fresh:
                 out["ours"] = bench_leases(fresh, plan["leases"], plan["keepalive_seconds"], create_budget=150)
             print(f"   ours  peak {out['ours']['peak_mb']} MB, created in {out['ours']['create_s']} s", flush=True)
             try:
@@ -753,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
         def big() -> Any:
-            with OurSim() as fresh:
+            with SimProcess(init_seconds=0.2) as fresh:
                 r = bench_big_upload(fresh, plan["big_upload_bytes"])
             print(f"   growth {r['growth_mb']} MB over {r['seconds']} s ({r['mb_s']} MB/s)", flush=True)
             return r

@@ -69,7 +69,7 @@ def run(request: dict[str, Any], sims: dict[str, Any] | None = None) -> dict[str
 
     from nfclease.sim import SimConfig, Simulator
 
-    from load.simproc import SimProcess
+    from nfclease.sim.process import SimProcess
 
     sim_fields = dict(request.get("sim") or {})
     key = json.dumps(sim_fields, sort_keys=True)

@@ -123,6 +123,13 @@ class VcsimProcess:
         return self._url
 
     @property
+    def pid(self) -> int:
+        """The vcsim process id (benchmarks read its RSS from /proc)."""
+        if self._proc is None:
+            raise RuntimeError("vcsim is not running")
+        return self._proc.pid
+
+    @property
     def port(self) -> int:
         port = urlsplit(self.url).port
         assert port is not None

@@ -1,0 +1,130 @@
+"""The embedded simulator in a process of its own (``nfclease sim --port 0``).
+
+For measurements where the server must not share a core, a GIL or a gevent
+hub with the client: benchmarks against vcsim and curl (RSS is read from
+``/proc/<pid>``), Locust runs, and the test that pyVmomi's sockets cooperate
+with gevent. Bounded: ``start`` waits ``start_timeout`` s for the two lines
+the simulator prints first (URL, certificate); ``stop`` terminates, then
+kills, this child only. On Linux the child also dies with its parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import selectors
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _die_with_parent() -> None:
+    """Child side of Popen: SIGTERM when the parent goes away (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
+class SimProcess:
+    """``with SimProcess(lease_timeout=3) as sim: sim.url, sim.cafile, sim.pid``."""
+
+    name = "ours"
+
+    def __init__(self, *, lease_timeout: float = 300.0, init_seconds: float | None = None,
+                 delay: float | None = None, extra_args: list[str] | None = None,
+                 start_timeout: float = 60.0) -> None:
+        self.args = ["--lease-timeout", f"{lease_timeout:g}"]
+        if init_seconds is not None:
+            self.args += ["--init-seconds", f"{init_seconds:g}"]
+        if delay is not None:
+            self.args += ["--delay", f"{delay:g}"]
+        self.args += extra_args or []
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.cafile = ""
+        self.thumbprint = ""
+        self.port = 0
+        self._log = tempfile.TemporaryFile()
+
+    def start(self) -> "SimProcess":
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        argv = [sys.executable, "-m", "nfclease", "sim", "--host", "127.0.0.1", "--port", "0", *self.args]
+        self.proc = subprocess.Popen(argv, cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=self._log,
+                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        lines = self._read_lines(2)
+        match = re.search(r"certificate (\S+) thumbprint (\S+);", lines[1])
+        if not lines[0].startswith("https://") or match is None:
+            raise RuntimeError(f"nfclease sim printed {lines!r} instead of its URL: {self.stderr()}")
+        self.url = lines[0]
+        self.cafile, self.thumbprint = match.group(1), match.group(2)
+        self.port = urlsplit(self.url).port or 443
+        return self
+
+    def _read_lines(self, count: int) -> list[str]:
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + self.start_timeout
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while buffer.count(b"\n") < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise RuntimeError(f"nfclease sim printed no URL within {self.start_timeout:g} s: "
+                                       f"{self.stderr()}")
+                if not selector.select(min(left, 0.5)):
+                    continue
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"nfclease sim exited ({self.proc.wait(5)}): {self.stderr()}")
+                buffer += chunk
+        return [line.decode(errors="replace").strip() for line in buffer.split(b"\n")[:count]]
+
+    def stderr(self) -> str:
+        """The last few KB the simulator wrote to stderr (for error messages)."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-4000:]
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the simulator process is not running")
+        return self.proc.pid
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that verifies the simulator's generated certificate."""
+        return ssl.create_default_context(cafile=self.cafile)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self._log.close()
+
+    def __enter__(self) -> "SimProcess":
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
