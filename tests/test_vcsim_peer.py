@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import pytest
+
+from nfclease.ovf import build_import_ovf
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
@@ -35,36 +37,6 @@ def needs_vcsim(test: F) -> F:
     """``@pytest.mark.vcsim``, skipped with a reason when the binary is absent."""
     return pytest.mark.vcsim(_skip_without_vcsim(test))  # type: ignore[no-any-return]
 
-# One VM with one 1 MiB disk on a SCSI controller.
-OVF = """<?xml version="1.0" encoding="UTF-8"?>
-<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1"
-  xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
-  xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
-  xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData">
-  <References><File ovf:href="disk-0.vmdk" ovf:id="file1" ovf:size="1024"/></References>
-  <DiskSection><Info>disks</Info>
-    <Disk ovf:capacity="1" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1"
-      ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
-  </DiskSection>
-  <VirtualSystem ovf:id="peer">
-    <Info>one disk</Info><Name>peer</Name>
-    <OperatingSystemSection ovf:id="1"><Info>os</Info></OperatingSystemSection>
-    <VirtualHardwareSection><Info>hw</Info>
-      <System><vssd:ElementName>hw</vssd:ElementName><vssd:InstanceID>0</vssd:InstanceID>
-        <vssd:VirtualSystemType>vmx-13</vssd:VirtualSystemType></System>
-      <Item><rasd:ElementName>cpu</rasd:ElementName><rasd:InstanceID>1</rasd:InstanceID>
-        <rasd:ResourceType>3</rasd:ResourceType><rasd:VirtualQuantity>1</rasd:VirtualQuantity></Item>
-      <Item><rasd:ElementName>mem</rasd:ElementName><rasd:InstanceID>2</rasd:InstanceID>
-        <rasd:ResourceType>4</rasd:ResourceType><rasd:VirtualQuantity>32</rasd:VirtualQuantity></Item>
-      <Item><rasd:ElementName>scsi</rasd:ElementName><rasd:InstanceID>3</rasd:InstanceID>
-        <rasd:ResourceSubType>lsilogic</rasd:ResourceSubType><rasd:ResourceType>6</rasd:ResourceType></Item>
-      <Item><rasd:AddressOnParent>0</rasd:AddressOnParent><rasd:ElementName>disk0</rasd:ElementName>
-        <rasd:HostResource>ovf:/disk/vmdisk1</rasd:HostResource><rasd:InstanceID>4</rasd:InstanceID>
-        <rasd:Parent>3</rasd:Parent><rasd:ResourceType>17</rasd:ResourceType></Item>
-    </VirtualHardwareSection>
-  </VirtualSystem>
-</Envelope>
-"""
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +101,12 @@ def test_import_vapp_lease_ready(si: vim.ServiceInstance) -> None:
     pool, ds = cluster.resourcePool, dc.datastore[0]
     name = f"peer-{time.monotonic_ns()}"
 
+    package = build_import_ovf([1 << 20], name=name)
     result = content.ovfManager.CreateImportSpec(
-        OVF, pool, ds, vim.OvfManager.CreateImportSpecParams(entityName=name)
+        package.descriptor, pool, ds, vim.OvfManager.CreateImportSpecParams(entityName=name)
     )
     assert not result.error, result.error
-    assert [f.path for f in result.fileItem] == ["disk-0.vmdk"]
+    assert [f.path for f in result.fileItem] == [package.disks[0].href]
 
     lease = pool.ImportVApp(result.importSpec, dc.vmFolder)
     try:
