@@ -170,41 +170,44 @@ def _ready(session: LeaseSession, options: LoadOptions) -> bool:
 
 # -- scenarios --------------------------------------------------------------------
 
-def import_upload(ctx: UserContext) -> None:
+def _import_once(ctx: UserContext, *, verify: bool) -> LeaseSession | None:
+    """One import lease: ready, upload every disk under keepalive, Complete.
+
+    Returns the completed session, or None when the lease never became
+    ready. ``verify`` reads GetManifest, against which the bridge checks the
+    bytes sent (a target without it, vcsim 0.24, leaves them unverified).
+    """
     opts = ctx.options
     held = Held(ctx, acquire_import(ctx.target, ctx.stream, disks=[opts.disk_bytes] * opts.disks,
                                     pattern=opts.pattern))
     session = held.session
     try:
         if not _ready(session, opts):
-            return
+            return None
         session.expected_bytes()
         with session.keep_alive(interval=opts.keepalive, max_seconds=opts.transfer_max_seconds):
             session.upload_all()
-        attempt(session.get_manifest)  # a target without it (vcsim 0.24): bytes stay unverified
+        if verify:
+            attempt(session.get_manifest)
         held.complete()
-        if not opts.keep_imports and session.entity is not None:
-            # cleanup, not part of the import: runs beside the next iteration
-            ctx.in_background(attempt, session.destroy, session.entity)
+        return session
     finally:
         held.finish()
+
+
+def import_upload(ctx: UserContext) -> None:
+    session = _import_once(ctx, verify=True)
+    if session is not None and not ctx.options.keep_imports and session.entity is not None:
+        # cleanup, not part of the import: runs beside the next iteration
+        ctx.in_background(attempt, session.destroy, session.entity)
 
 
 def prepare_export(ctx: UserContext) -> None:
     """Import the user's own VM (``disks`` x ``disk_mib``) to export again and again."""
-    opts = ctx.options
-    held = Held(ctx, acquire_import(ctx.target, ctx.stream, disks=[opts.disk_bytes] * opts.disks,
-                                    pattern=opts.pattern))
-    session = held.session
-    try:
-        if not _ready(session, opts):
-            raise RuntimeError(f"setup import lease went to {session.state}")
-        with session.keep_alive(interval=opts.keepalive, max_seconds=opts.transfer_max_seconds):
-            session.upload_all()
-        held.complete()
-        ctx.own_vm = session.entity
-    finally:
-        held.finish()
+    session = _import_once(ctx, verify=False)
+    if session is None:
+        raise RuntimeError("the setup import lease never became ready")
+    ctx.own_vm = session.entity
     if ctx.own_vm is None:
         raise RuntimeError("the setup import gave no VM to export")
 
