@@ -204,8 +204,8 @@ class Service(VmOperations):
     def _build_inventory(self) -> None:
         w = self.world
         about = vim.AboutInfo(
-            name="nfclease simulator", fullName=f"nfclease embedded simulator {self.config.product_version} "
-            f"(vSphere API {VmomiSupport.versionIdMap[self.version]})", vendor="nfclease",
+            name="nfclease simulator", fullName=f"nfclease embedded simulator {self.config.product_version}",
+            vendor="nfclease",
             version=self.config.product_version, build="1", osType="linux-x64", productLineId="vpx",
             apiType="VirtualCenter", apiVersion=VmomiSupport.versionIdMap[self.version],
             instanceUuid=str(uuid.uuid4()), licenseProductName="nfclease", licenseProductVersion="1.0")
