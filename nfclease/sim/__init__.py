@@ -46,6 +46,7 @@ class SimConfig:
     disk_capacity: int = 4 << 20
     delay: float = 0.0
     release_retention: float = 600.0
+    request_timeout: float = 120.0  # seconds a client may stay silent inside a request (headers, body)
     max_released_leases: int = 5000
     tls: bool = True
     faults: dict[str, Any] = field(default_factory=dict)

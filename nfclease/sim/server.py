@@ -36,6 +36,7 @@ from nfclease.sim.soap import SoapError, decode_request, encode_fault, encode_re
 log = logging.getLogger("nfclease.sim")
 
 MAX_SOAP_BODY = 8 << 20
+IDLE_TIMEOUT = 3600.0  # seconds a kept-alive connection may wait for its next request
 LINGER_BYTES = 64 << 20  # after an early refusal, read at most this much of the refused body...
 LINGER_SECONDS = 5.0     # ...for at most this long, before closing
 STREAM_VMDK = "application/x-vnd.vmware-streamVmdk"
@@ -169,6 +170,10 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self.unread = 0
+        # Waiting for the next request on a kept-alive connection may be long
+        # (pyvmomi itself drops connections idle for 900 s); inside a request,
+        # a client silent for request_timeout is gone, and its thread is freed.
+        self.connection.settimeout(IDLE_TIMEOUT)
         super().handle_one_request()
         if self.unread:
             self._linger(self.unread)
@@ -228,6 +233,10 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         self._send(status, (message + "\n").encode(), headers=headers)
 
     def parse_request(self) -> bool:
+        self.connection.settimeout(self.server.service.config.request_timeout)
+        return self._parse_request()
+
+    def _parse_request(self) -> bool:
         """``BaseHTTPRequestHandler.parse_request`` of Python 3.11, headers read by :func:`_parse_headers`.
 
         Only the header parsing differs (the stdlib calls
