@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -73,9 +74,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"nfclease sim: cannot start: {exc}", file=sys.stderr)
         return 2
     try:
-        print(sim.url, flush=True)
-        print(f"# certificate {sim.cafile} thumbprint {sim.thumbprint}; lease timeout "
-              f"{config.lease_timeout:g} s; stop with Ctrl-C", flush=True)
+        try:
+            print(sim.url, flush=True)
+            print(f"# certificate {sim.cafile} thumbprint {sim.thumbprint}; lease timeout "
+                  f"{config.lease_timeout:g} s; stop with Ctrl-C", flush=True)
+        except BrokenPipeError:  # `nfclease sim | head -1` took the URL and left: keep serving
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         stop.wait()
     finally:
         sim.stop()

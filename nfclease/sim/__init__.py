@@ -13,6 +13,7 @@ or as a process: ``nfclease sim --port 0`` prints the SDK URL first.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import shutil
 import tempfile
@@ -52,6 +53,18 @@ class SimConfig:
     faults: dict[str, Any] = field(default_factory=dict)
 
 
+def _require_loopback(host: str) -> None:
+    """The simulator is a test endpoint: it listens on loopback only."""
+    if host == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise ValueError(f"the simulator listens on loopback only (127.0.0.1, ::1, localhost), not {host!r}")
+
+
 class Simulator:
     """A running simulator: ``url``, ``port``, ``cafile``, ``thumbprint``."""
 
@@ -72,6 +85,7 @@ class Simulator:
         from nfclease.sim.service import Service
 
         cfg = self.config
+        _require_loopback(cfg.host)
         version = version_for(cfg.api_version)
         self._tmp = tempfile.mkdtemp(prefix="nfclease-sim-")
         base = Path(cfg.storage) if cfg.storage else Path(self._tmp)
