@@ -22,18 +22,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import selectors
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
 import threading
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Iterator
 from urllib.parse import urlsplit
+
+from nfclease import child
 
 __all__ = ["VcsimError", "VcsimProcess", "find_vcsim", "run_vcsim", "thumbprint_of"]
 
@@ -202,37 +201,14 @@ class VcsimProcess:
         return self
 
     def _first_line(self, proc: subprocess.Popen[bytes]) -> str:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + self.start_timeout
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            while b"\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise VcsimError(
-                        f"vcsim printed no URL within {self.start_timeout:g} s; stderr:\n{self.stderr_text()}"
-                    )
-                if not sel.select(min(left, 0.5)):
-                    continue
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                if not chunk:
-                    code = proc.wait(timeout=5)
-                    raise VcsimError(f"vcsim exited ({code}) before printing its URL; stderr:\n{self.stderr_text()}")
-                buf += chunk
-        return buf.split(b"\n", 1)[0].decode().strip()
+        return child.read_lines(proc, 1, self.start_timeout,
+                                lambda reason: VcsimError(f"vcsim {reason}; stderr:\n{self.stderr_text()}"))[0]
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ``stop_timeout``; removes the temp files."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=self.stop_timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=self.stop_timeout)
+            child.stop(proc, timeout=self.stop_timeout)
             if self._drainer is not None:  # it sees EOF now that the process is gone
                 self._drainer.join(timeout=self.stop_timeout)
                 self._drainer = None

@@ -14,15 +14,15 @@ import contextlib
 import ctypes
 import os
 import re
-import selectors
 import signal
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from nfclease import child
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,23 +72,9 @@ class SimProcess:
         return self
 
     def _read_lines(self, count: int) -> list[str]:
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + self.start_timeout
-        buffer = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            while buffer.count(b"\n") < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise RuntimeError(f"nfclease sim printed no URL within {self.start_timeout:g} s: "
-                                       f"{self.stderr()}")
-                if not selector.select(min(left, 0.5)):
-                    continue
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError(f"nfclease sim exited ({self.proc.wait(5)}): {self.stderr()}")
-                buffer += chunk
-        return [line.decode(errors="replace").strip() for line in buffer.split(b"\n")[:count]]
+        assert self.proc is not None
+        return child.read_lines(self.proc, count, self.start_timeout,
+                                lambda reason: RuntimeError(f"nfclease sim {reason}: {self.stderr()}"))
 
     def stderr(self) -> str:
         """The last few KB the simulator wrote to stderr (for error messages)."""
@@ -108,13 +94,7 @@ class SimProcess:
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            child.stop(proc, timeout=20)
             if proc.stdout is not None:
                 proc.stdout.close()
         self._log.close()
