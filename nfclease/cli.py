@@ -28,6 +28,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _deviation_list(text: str) -> tuple[str, ...]:
+    from nfclease.sim.deviations import parse_deviations
+
+    try:
+        return parse_deviations(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
     """Simulator knobs, shared by ``nfclease sim`` and commands that start one."""
     group = parser.add_argument_group("embedded simulator")
@@ -42,6 +51,9 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
                        help="device URLs carry the host '*' as ESXi's do")
     group.add_argument("--delay", type=float, default=None,
                        help="deliberate slowness: seconds per transferred MiB and milliseconds per SOAP call")
+    group.add_argument("--deviate", metavar="NAME[,NAME...]", type=_deviation_list, action="extend", default=None,
+                       help="switch on deliberate wrong behaviours, to see the suite catch them "
+                            "(e.g. no_timeout,complete_twice_ok; `nfclease sim --list-deviations` lists them)")
 
 
 def sim_config_from(args: argparse.Namespace, **defaults: object):
@@ -56,11 +68,26 @@ def sim_config_from(args: argparse.Namespace, **defaults: object):
             setattr(config, name, value)
     if getattr(args, "star_hosts", False):
         config.star_hosts = True
+    if getattr(args, "deviate", None):
+        config.deviations = tuple(dict.fromkeys(config.deviations + tuple(args.deviate)))
     return config
+
+
+def print_deviations() -> None:
+    """The catalogue of ``--deviate`` names, one a line: name, family, the wrong behaviour."""
+    from nfclease.sim.deviations import CATALOGUE
+
+    width = max(len(name) for name in CATALOGUE)
+    for d in sorted(CATALOGUE.values(), key=lambda d: (d.family, d.name)):
+        print(f"{d.name:<{width}}  {d.family:<16}  {d.description}")
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from nfclease.sim import Simulator
+
+    if args.list_deviations:
+        print_deviations()
+        return 0
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -77,7 +104,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         try:
             print(sim.url, flush=True)
             print(f"# certificate {sim.cafile} thumbprint {sim.thumbprint}; lease timeout "
-                  f"{config.lease_timeout:g} s; stop with Ctrl-C", flush=True)
+                  f"{config.lease_timeout:g} s; "
+                  + (f"DELIBERATELY WRONG: {','.join(config.deviations)}; " if config.deviations else "")
+                  + "stop with Ctrl-C", flush=True)
         except BrokenPipeError:  # `nfclease sim | head -1` took the URL and left: keep serving
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         stop.wait()
@@ -134,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--cert", dest="certfile", help="PEM certificate to serve (default: generated)")
     sim.add_argument("--key", dest="keyfile", help="PEM private key of --cert")
     sim.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    sim.add_argument("--list-deviations", action="store_true",
+                     help="list the deliberate wrong behaviours --deviate can switch on, and exit")
     add_sim_arguments(sim)
     sim.set_defaults(func=cmd_sim)
 

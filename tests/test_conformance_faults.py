@@ -1,4 +1,4 @@
-"""A deliberately misbehaving simulator (``SimConfig.faults``): the right clause FAILs, with a short repro.
+"""A deliberately misbehaving simulator (``SimConfig.deviations``): the right clause FAILs, with a short repro.
 
 The direct sequences find each deviation deterministically, and the repro in
 the result is the lease's calls up to the failing one. The state machine
@@ -27,7 +27,7 @@ DEVIATIONS = {
 
 
 def faulty(fault: str) -> SimConfig:
-    return SimConfig(lease_timeout=1.0, init_seconds=0.05, disk_capacity=256 * 1024, faults={fault: True})
+    return SimConfig(lease_timeout=1.0, init_seconds=0.05, disk_capacity=256 * 1024, deviations=(fault,))
 
 
 @pytest.mark.parametrize("fault", DEVIATIONS)

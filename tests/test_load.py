@@ -81,7 +81,7 @@ SCENARIO_RUNS: dict[str, dict[str, Any]] = {
               "sim": FAST_SIM, "options": {"disk_mib": 2, "keepalive": 0.5, "held_leases": 2, "hold_seconds": 2}},
     # a target whose manifest disagrees with the bytes sent
     "corrupting": {"selection": {"import-upload": 1}, "users": 1, "duration": 1.5,
-                   "sim": {**FAST_SIM, "faults": {"manifest_wrong_sha1": True}}, "options": {"disk_mib": 2}},
+                   "sim": {**FAST_SIM, "deviations": ["manifest_wrong_sha1"]}, "options": {"disk_mib": 2}},
 }
 
 

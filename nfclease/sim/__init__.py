@@ -18,10 +18,11 @@ import logging
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nfclease.sim.deviations import CATALOGUE, parse_deviations, validate_deviations
 from nfclease.sim.soap import version_for
 from nfclease.sim.tls import generate_self_signed, server_context, thumbprint
 
@@ -50,7 +51,19 @@ class SimConfig:
     request_timeout: float = 120.0  # seconds a client may stay silent inside a request (headers, body)
     max_released_leases: int = 5000
     tls: bool = True
-    faults: dict[str, Any] = field(default_factory=dict)
+    #: deliberate wrong behaviours, by name (``nfclease.sim.deviations.CATALOGUE``); off by default
+    deviations: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if isinstance(self.deviations, str):
+            self.deviations = parse_deviations(self.deviations)
+        self.deviations = validate_deviations(self.deviations)
+
+    def deviates(self, name: str) -> bool:
+        """Is the deliberate deviation ``name`` switched on? (A name outside the catalogue is a bug.)"""
+        if name not in CATALOGUE:
+            raise KeyError(f"{name!r} is not in nfclease.sim.deviations.CATALOGUE")
+        return name in self.deviations
 
 
 def _require_loopback(host: str) -> None:
@@ -85,6 +98,7 @@ class Simulator:
         from nfclease.sim.service import Service
 
         cfg = self.config
+        cfg.__post_init__()  # fields may have been set after construction
         _require_loopback(cfg.host)
         version = version_for(cfg.api_version)
         self._tmp = tempfile.mkdtemp(prefix="nfclease-sim-")

@@ -27,14 +27,10 @@ and PullFromUrls raise InvalidState. Where the page is silent (Progress after
 Complete or Abort), the simulator accepts the call and changes nothing:
 Progress declares only Timedout, so any fault there would be undeclared.
 
-Deliberate deviations. ``SimConfig.faults`` switches on a few wrong
-behaviours, so tests can show the conformance suite catches them; each is
-marked ``DELIBERATE DEVIATION`` where it acts and is off by default:
-
-* ``complete_twice_ok``: a second Complete succeeds instead of raising InvalidState;
-* ``no_timeout``: a ready lease never expires;
-* ``manifest_wrong_sha1``: GetManifest reports a wrong sha1 for transferred files;
-* ``locks_ignored``: PowerOn/Destroy/Relocate of a covered VM are not refused.
+Deliberate deviations. ``SimConfig.deviations`` switches on named wrong
+behaviours (the catalogue is ``nfclease/sim/deviations.py``), so
+``nfclease selftest`` can show the conformance suite catches them; each is
+marked ``DELIBERATE DEVIATION`` where it acts and is off by default.
 """
 
 from __future__ import annotations
@@ -177,8 +173,8 @@ class Lease(MObject):
 
     # -- time ------------------------------------------------------------------
     def deviation(self, name: str) -> bool:
-        """Is the deliberate deviation ``name`` of ``SimConfig.faults`` switched on?"""
-        return bool(self.manager.config.faults.get(name))
+        """Is the deliberate deviation ``name`` of ``SimConfig.deviations`` switched on?"""
+        return bool(self.manager.config.deviates(name))
 
     def advance(self) -> None:
         """Apply every transition whose instant has passed (caller may hold the lock)."""
@@ -429,7 +425,7 @@ class LeaseManager:
 
     def check_unlocked(self, vm: MObject, operation: str) -> None:
         """Refuse an operation on a VM covered by a held lease (TaskInProgress)."""
-        if self.config.faults.get("locks_ignored"):
+        if self.config.deviates("locks_ignored"):
             return  # DELIBERATE DEVIATION: covered VMs are not locked
         lease = self.lock_holder(vm)
         if lease is not None:
