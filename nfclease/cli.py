@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from nfclease import __version__
 
@@ -139,6 +139,15 @@ def cmd_check_history(args: argparse.Namespace) -> int:
     return check_main([args.history] + (["--api-version", args.api_version] if args.api_version else []))
 
 
+def _register(sub: Any, name: str, module: str, help_text: str) -> None:
+    """A subcommand living in its own module (``add_arguments(parser)``, ``run(args) -> int``)."""
+    import importlib
+
+    parser = sub.add_parser(name, help=help_text)
+    importlib.import_module(module).add_arguments(parser)
+    parser.set_defaults(func=lambda args: importlib.import_module(module).run(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nfclease", description="Conformance and load testing for the vSphere HttpNfcLease protocol.")
@@ -205,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--thumbprint")
     add_sim_arguments(load)
     load.set_defaults(func=cmd_load)
+
+    _register(sub, "selftest", "conformance.selftest", "kill matrix: is each deliberate deviation of the "
+              "simulator flagged under its expected clause?")
 
     check = sub.add_parser("check-history", help="replay a history.jsonl through the model offline")
     check.add_argument("history")
