@@ -402,7 +402,10 @@ class Clock:
 class LeaseManager:
     """Creates leases and holds what they share: locks, the clock, URL details."""
 
-    def __init__(self, world: World, config: Any, storage: Path) -> None:
+    def __init__(self, world: World, config: Any, storage: Path, datastore_key: str = "datastore-1",
+                 remove_created: Callable[[Lease], None] | None = None,
+                 adopt_disks: Callable[[Lease], None] | None = None) -> None:
+        """``remove_created`` undoes an import in error; ``adopt_disks`` makes a completed import's files its disks."""
         self.world = world
         self.config = config
         self.storage = storage
@@ -412,9 +415,9 @@ class LeaseManager:
         self.released: collections.deque[Lease] = collections.deque()
         self.url_host = "127.0.0.1"
         self.thumbprint = ""
-        self.datastore_key = "datastore-1"
-        self.remove_created: Callable[[Lease], None] = lambda lease: None
-        self.adopt_disks: Callable[[Lease], None] = lambda lease: None
+        self.datastore_key = datastore_key
+        self.remove_created: Callable[[Lease], None] = remove_created or (lambda lease: None)
+        self.adopt_disks: Callable[[Lease], None] = adopt_disks or (lambda lease: None)
 
     def lock_holder(self, vm: MObject) -> Lease | None:
         lease = self.locks.get(vm.moid)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.parser
 import functools
-import hashlib
 import http.client
 import logging
 import re
@@ -30,7 +29,8 @@ from typing import Any
 from pyVmomi import VmomiSupport, vmodl
 
 from nfclease.sim.leases import Device, Lease
-from nfclease.sim.service import NfcError, Service
+from nfclease.sim.nfc import NfcError
+from nfclease.sim.service import Service
 from nfclease.sim.soap import SoapError, decode_request, encode_fault, encode_response, prior_versions
 
 log = logging.getLogger("nfclease.sim")
@@ -39,7 +39,6 @@ MAX_SOAP_BODY = 8 << 20
 IDLE_TIMEOUT = 3600.0  # seconds a kept-alive connection may wait for its next request
 LINGER_BYTES = 64 << 20  # after an early refusal, read at most this much of the refused body...
 LINGER_SECONDS = 5.0     # ...for at most this long, before closing
-STREAM_VMDK = "application/x-vnd.vmware-streamVmdk"
 COOKIE = "vmware_soap_session"
 
 
@@ -479,33 +478,9 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         parts = self.path.split("?", 1)[0].split("/")
         if len(parts) != 4 or not parts[2] or not parts[3]:
             raise NfcError(404, "NFC URLs look like /nfc/<ticket>/<file>")
-        service = self.server.service
-        with service.world.lock:
-            lease = service.leases.lease_for(parts[2])
-            if lease is None:
-                raise NfcError(404, "unknown or expired ticket")
-            lease.advance()
-            device = next((d for d in lease.devices if d.name == parts[3]), None)
-            if lease.state != "ready":
-                raise NfcError(403 if lease.state != "initializing" else 409,
-                               f"the lease is {lease.state}: transfers are accepted only while it is ready")
-            if device is None:
-                raise NfcError(404, f"this lease has no device {parts[3]!r}")
-        if lease.kind == "export" and method in ("POST", "PUT"):
-            raise NfcError(405, "this is an export lease: GET the device URL")
-        if lease.kind == "import" and method in ("GET", "HEAD"):
-            raise NfcError(405, "this is an import lease: upload with POST (disks) or PUT (files)")
-        if method == "POST" and not device.disk:
-            raise NfcError(405, f"{device.name} is not a disk: upload it with PUT and 'Overwrite: t'")
-        if method == "PUT" and not device.disk and device.complete and \
-                (self.headers.get("Overwrite") or "").lower() != "t":
-            raise NfcError(412, f"{device.name} exists: send 'Overwrite: t' to replace it")
-        if device.busy:
-            raise NfcError(409, f"{device.name} is being transferred by another request")
+        overwrite = (self.headers.get("Overwrite") or "").lower() == "t"
         content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if method == "POST" and content_type not in ("", STREAM_VMDK.lower(), "application/octet-stream"):
-            raise NfcError(415, f"a disk upload has Content-Type {STREAM_VMDK}, not {content_type!r}")
-        return lease, device
+        return self.server.service.nfc.target(parts[2], parts[3], method, overwrite, content_type)
 
     def _nfc_upload(self) -> None:
         try:
@@ -516,9 +491,9 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             self._error(exc.status, str(exc))
             return
         existed = device.complete
-        service = self.server.service
+        nfc = self.server.service.nfc
         try:
-            received = service.receive(lease, device, self.rfile, length)
+            received = nfc.receive(lease, device, self.rfile, length)
         except NfcError as exc:
             self.close_connection = True
             self._error(exc.status, str(exc))
@@ -527,11 +502,11 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             log.info("upload of %s broken: %s", device.name, exc)
             return
-        with service.world.lock:
-            lease.advance()
-            if lease.state != "ready":
-                self._error(403, f"the lease became {lease.state} during the transfer; the data was discarded")
-                return
+        try:
+            nfc.check_still_ready(lease)
+        except NfcError as exc:
+            self._error(exc.status, str(exc))
+            return
         status = 201 if (self.command == "PUT" and not existed) else 200
         self._error(status, f"received {received} bytes for {device.name}")
 
@@ -552,39 +527,5 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command == "HEAD":
             return
-        service = self.server.service
-        hashers = {name: hashlib.new(name) for name in {"sha1"} | set(device.wanted.values())}
-        sent = 0
-        device.busy = True
-        delay = service.config.delay
-        try:
-            with device.path.open("rb") as source:
-                chunk = source.read(1 << 20)
-                if not chunk:
-                    self._record_download(device, 0, hashers)
-                while chunk:
-                    following = source.read(1 << 20)
-                    for hasher in hashers.values():
-                        hasher.update(chunk)
-                    sent += len(chunk)
-                    if not following:
-                        # Record before the client can see the last byte: a GetManifest or
-                        # Complete sent right after the download must find it finished.
-                        self._record_download(device, sent, hashers)
-                    self.wfile.write(chunk)
-                    if delay:
-                        time.sleep(delay * len(chunk) / (1 << 20))
-                    chunk = following
-        except OSError as exc:
+        if not self.server.service.nfc.send(device, self.wfile.write):
             self.close_connection = True
-            log.info("download of %s broken after %d bytes: %s", device.name, sent, exc)
-        finally:
-            device.busy = False
-
-    def _record_download(self, device: Device, sent: int, hashers: dict[str, Any]) -> None:
-        with self.server.service.world.lock:
-            device.bytes_transferred = sent
-            device.hashes = {name: h.hexdigest() for name, h in hashers.items()}
-            device.sha1 = device.hashes["sha1"]
-            device.complete = True
-            device.busy = False
