@@ -222,7 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("history")
     check.add_argument("--api-version", default=None)
     check.set_defaults(func=cmd_check_history)
+
+    _register(sub, "report", "reports.cli", "several runs side by side: one HTML page and its Markdown twin")
     return parser
+
+
+def _register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, module: str,
+              summary: str) -> None:
+    """A subcommand whose module exposes ``add_arguments(parser)`` and ``run(args)``."""
+    import importlib
+
+    command = importlib.import_module(module)
+    parser = sub.add_parser(name, help=summary)
+    command.add_arguments(parser)
+    parser.set_defaults(func=command.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from conformance.clauses import CLAUSES
 from conformance.model import ClauseResult, Model
 from conformance.offline import main as check_history_main
 from nfclease.events import Event, HistoryWriter
-from reports.matrix import build_matrix, to_html, to_markdown
+from reports.page import build_report, render
 from reports.results import (
     RunInfo,
     exit_code,
@@ -113,22 +113,20 @@ def test_the_terminal_table_lists_every_clause_and_the_repro():
     assert SECRET not in text
 
 
-def test_matrix_puts_targets_side_by_side(tmp_path):
-    a = write_results(tmp_path / "sim", sample_results(), run_info())
+def test_report_puts_targets_side_by_side(tmp_path):
+    write_results(tmp_path / "sim", sample_results(), run_info())
     other = [ClauseResult("complete.repeat", "MUST", "XFAIL", "vcsim: Complete twice succeeds")]
-    b = write_results(tmp_path / "vcsim", other, {"target": "vcsim", "product": "vcsim", "version": "0.24",
-                                                   "api_version": "8.0.1.0"})
-    matrix = build_matrix([a, tmp_path / "vcsim"])
-    assert [c.label for c in matrix.columns] == ["nfclease-sim 0.1.0", "vcsim 0.24"]
-    assert [c for c, _ in matrix.clauses][: len(CLAUSES)] == [c.id for c in CLAUSES]
-    md = to_markdown(matrix)
+    write_results(tmp_path / "vcsim", other, {"target": "vcsim", "product": "vcsim", "version": "0.24",
+                                              "api_version": "8.0.1.0"})
+    report = build_report([tmp_path / "sim", tmp_path / "vcsim"])
+    assert [r.label for r in report.runs] == ["sim", "vcsim"]
+    assert [c for c, _ in report.clauses][: len(CLAUSES)] == [c.id for c in CLAUSES]
+    page, md = render(report)
     assert "| `complete.repeat` | MUST | **FAIL** | XFAIL |" in md
     assert "| `pull.transfer` | MUST | NA | - |" in md
-    page = to_html(matrix)
     assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "<link" not in page
-    assert 'class="s-FAIL"' in page and "#cf222e" in page and "vcsim: Complete twice succeeds" in page
+    assert 'class="cell s-FAIL"' in page and "#cf222e" in page and "vcsim: Complete twice succeeds" in page
     assert SECRET not in page and SECRET not in md
-    assert b.exists()
 
 
 def test_check_history_cli_writes_the_records(tmp_path, capsys):
