@@ -227,17 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, module: str,
-              summary: str) -> None:
-    """A subcommand whose module exposes ``add_arguments(parser)`` and ``run(args)``."""
-    import importlib
-
-    command = importlib.import_module(module)
-    parser = sub.add_parser(name, help=summary)
-    command.add_arguments(parser)
-    parser.set_defaults(func=command.run)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
