@@ -432,6 +432,17 @@ CLAUSES: tuple[Clause, ...] = (
          _spec("Faults: RuntimeFault", "Thrown if any type of runtime fault is thrown that is not covered by the other faults; for example, a communication error.")),
         "every call on a handle introduced by an Attach record (kind foreign or bogus)",
     ),
+    # ------------------------------------------------------------------ api
+    Clause(
+        "api.implemented", "MUST", "4.0",
+        "Every lease method, and every call that hands out a lease (ImportVApp, ExportVm, ExportVApp, "
+        "ExportSnapshot), that the target's advertised API version has MUST be implemented: answering "
+        "MethodNotFound (or NotImplemented) for one is a FAIL, not a clause that does not apply.",
+        (_spec("Returned by", "ExportSnapshot, ExportVApp, ExportVm, ImportVApp"),
+         _spec("Methods defined in this Managed Object", "HttpNfcLeaseAbort, HttpNfcLeaseComplete, HttpNfcLeaseGetManifest, HttpNfcLeaseProgress, HttpNfcLeasePullFromUrls_Task, HttpNfcLeaseSetManifestChecksumType"),
+         _notes("Data model", "Calls that hand out a lease: `ResourcePool.ImportVApp` (4.0), `VirtualMachine.ExportVm` and `VirtualApp.ExportVApp` (4.0), `VirtualMachineSnapshot.ExportSnapshot` (5.5).")),
+        "every call answered MethodNotFound/NotImplemented, against the API version the call appeared in",
+    ),
     # --------------------------------------------------------------- faults
     Clause(
         "faults.declared", "MUST", "4.0",

@@ -130,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
     except (ExpectationError, ValueError, OSError) as exc:
         print(f"nfclease conform: {exc}", file=sys.stderr)
         return 2
-    allow_expiry = spec.kind == "sim" or bool(getattr(args, "allow_expiry", False))
+    allow_expiry = True if getattr(args, "allow_expiry", False) else None  # None: the budget decides
+    expiry_budget = getattr(args, "expiry_budget", None)
+    if expiry_budget is not None and not expiry_budget >= 0:
+        print(f"nfclease conform: --expiry-budget {expiry_budget:g} is not a number of seconds >= 0 "
+              "(0 never waits for expiry)", file=sys.stderr)
+        return 2
     console.print(f"nfclease conform: target [bold]{spec.display_url}[/], profile {profile.name} "
                   f"(>= {profile.steps} steps), seed {seed}, report {report}/")
     started = time.monotonic()
@@ -140,7 +145,9 @@ def run(args: argparse.Namespace) -> int:
         with open_conformance_target(spec, args) as target:
             ctx = RunContext(target, history=report / "history.jsonl", allow_expiry=allow_expiry, kind=spec.kind,
                              sleep_budget=profile.sleep_budget, raise_on_fail=False,
-                             max_expiry_wait=30.0 if not getattr(args, "allow_expiry", False) else 900.0)
+                             expiry_budget=profile.expiry_budget if expiry_budget is None else expiry_budget,
+                             expiry_budget_source=("the --expiry-budget" if expiry_budget is not None
+                                                   else f"the {profile.name} profile's"))
             try:
                 run_sequences(ctx)
                 steps = run_machine(ctx, profile, seed)

@@ -81,6 +81,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
 from conformance import table as T
+from conformance.expiry import ExpiryDecision, ExpiryPolicy
 from conformance.model import ATTACH, Judgement, LeaseModel, Model
 from conformance.vmodl import version_at_least
 from nfclease import session as S
@@ -118,6 +119,7 @@ class Profile:
     batch: int  # examples per Hypothesis run (the wall-clock bound is checked between runs)
     sleep_budget: float  # seconds the sleep rule may spend in a run
     seconds: float  # wall-clock bound of the machine part of a run
+    expiry_budget: float = 30.0  # seconds a run may wait for leases to expire (conformance/expiry.py)
 
     def settings(self, max_examples: int | None = None, *, shrink: bool = False,
                  step_count: int | None = None) -> settings:
@@ -128,9 +130,10 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", steps=150, step_count=15, batch=10, sleep_budget=3.0, seconds=20.0),
-    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=3.0, seconds=45.0),
-    "thorough": Profile("thorough", steps=30000, step_count=50, batch=50, sleep_budget=120.0, seconds=1800.0),
+    "smoke": Profile("smoke", steps=150, step_count=15, batch=10, sleep_budget=3.0, seconds=20.0, expiry_budget=10.0),
+    "ci": Profile("ci", steps=3000, step_count=30, batch=20, sleep_budget=3.0, seconds=45.0, expiry_budget=30.0),
+    "thorough": Profile("thorough", steps=30000, step_count=50, batch=50, sleep_budget=120.0, seconds=1800.0,
+                        expiry_budget=900.0),
 }
 
 
@@ -221,12 +224,16 @@ class RunContext:
     ``raise_on_fail``: rules raise AssertionError on a FAIL judgement (pytest);
     otherwise verdicts are only collected (``nfclease conform``). ``no_raise``
     names clauses whose FAILs are expected (an expectations file) and never raise.
+    Expiry: ``allow_expiry`` True waits out any leaseTimeout, False none, None
+    (default) decides from the advertised leaseTimeout and ``expiry_budget``
+    (seconds; see ``conformance/expiry.py``), whatever the kind of target.
     """
 
     def __init__(self, target: Target, *, history: str | Path | None = None, model: Model | None = None,
                  allow_expiry: bool | None = None, sleep_budget: float = 6.0, raise_on_fail: bool = False,
                  no_raise: Iterable[str] = (), tolerance: float | None = None,
-                 max_expiry_wait: float = 30.0, kind: str | None = None) -> None:
+                 expiry_budget: float = 30.0, expiry_budget_source: str = "this run's",
+                 kind: str | None = None) -> None:
         self.target = target
         self.api_version = target.api_version
         self.model = model or Model(api_version=self.api_version, tolerance=tolerance)
@@ -238,9 +245,8 @@ class RunContext:
             self.stream.subscribe(self.history)
         self.pending: list[tuple[Event, Judgement]] = []
         self.kind = kind or target.spec.kind  # "sim" for a simulator in a child process reached by URL
-        self.allow_expiry = (self.kind == "sim") if allow_expiry is None else bool(allow_expiry)
+        self.expiry = ExpiryPolicy(expiry_budget, forced=allow_expiry, budget_source=expiry_budget_source)
         self.sleep_left = float(sleep_budget)
-        self.max_expiry_wait = max_expiry_wait
         self.raise_on_fail = raise_on_fail
         self.no_raise = set(no_raise)
         self.steps = 0
@@ -297,10 +303,17 @@ class RunContext:
         """The leaseTimeout the most recent ready Read showed."""
         return self.model.timeout_hint
 
+    @property
+    def allow_expiry(self) -> bool:
+        """Static for the run (rule preconditions read it): may any expiry be waited for?"""
+        return self.expiry.may_wait
+
+    def expiry_decision(self) -> ExpiryDecision:
+        """Whether the expiry checks fit, from the leaseTimeout the target advertised."""
+        return self.expiry.decide(self.known_timeout(), self.model.tolerance)
+
     def can_sleep(self) -> bool:
-        timeout = self.known_timeout()
-        return (self.allow_expiry and self.sleep_left > 0.05 and timeout is not None
-                and timeout <= self.max_expiry_wait)
+        return self.allow_expiry and self.sleep_left > 0.05 and self.expiry_decision().run
 
     def surely_alive(self, lm: LeaseModel | None, margin: float = 0.5) -> bool:
         """Held for sure and clearly inside its timeout for the next ``margin`` seconds."""
@@ -996,11 +1009,15 @@ def seq_references(d: Direct) -> None:
         d.release(lease)
 
 
+ALIVE_MARGIN = 0.25  # seconds before leaseTimeout - tolerance at which the "still alive" read starts
+
+
 def seq_expiry(d: Direct) -> None:
-    """Let leases time out: alive before the timeout, renewed by Progress, expired after it."""
+    """Hold leases for their advertised leaseTimeout: alive just before it, renewed by Progress,
+    expired just after it (when that fits the expiry budget; see ``conformance/expiry.py``)."""
     ctx = d.ctx
     if not ctx.allow_expiry:
-        ctx.notes.append("expiry: waiting for leases to expire is off for this target (--allow-expiry)")
+        ctx.notes.append(f"expiry: skipped: {ctx.expiry_decision().reason}")
         return
     export = d.acquire_export("export-vm")
     imp = d.acquire_import(disks=1)
@@ -1008,44 +1025,66 @@ def seq_expiry(d: Direct) -> None:
         leases = [s for s in (export, imp) if s is not None and d.ready(s)]
         if not leases:
             return
-        timeout = ctx.known_timeout()
-        if timeout is None or timeout > ctx.max_expiry_wait:
-            ctx.notes.append(f"expiry: leaseTimeout {timeout} s is beyond the {ctx.max_expiry_wait:g} s "
-                             "this run may wait")
+        decision = ctx.expiry_decision()
+        ctx.notes.append(f"expiry: {'checked' if decision.run else 'skipped'}: {decision.reason}")
+        if not decision.run:
             return
-        tol = ctx.model.tolerance(timeout)
-        first, last = leases[0], leases[-1]
-        t0 = ctx.lease_model(first.handle).acquired_at
-        # clearly alive: well before leaseTimeout - tolerance
-        d.sleep_until(first, t0 + 0.6 * (timeout - tol))
-        d.call(first.read)
-        d.call(last.progress, 20)
-        renewed = ctx.lease_model(last.handle).renew_lo or time.monotonic()
-        # past the first timeout without renewal, still inside the renewed one
-        acquired_last = ctx.lease_model(last.handle).acquired_at
-        lo, hi = acquired_last + timeout - tol, renewed + timeout - tol
-        if hi - lo > 0.2:
-            d.sleep_until(last, (lo + hi) / 2)
-            d.call(last.read)
-        # clearly expired
-        latest = max((ctx.lease_model(s.handle).renew_hi or 0.0) for s in leases)
-        d.sleep_until(first, latest + timeout + tol + 0.2)
-        for s in leases:
-            d.call(s.read)
-            d.call(s.progress, 30)
-            d.call(s.get_manifest)
-            d.call(s.complete)
-            d.call(s.abort)
-            d.call(s.task_info)
-            if ctx.api_at_least("6.7"):
-                d.call(s.set_manifest_checksum_type, {})
-            if s.kind == "import":
-                d.call(s.power_on)
-                d.call(s.upload, 0, "whole")
-            else:
-                d.call(s.download, 0)
+        _expire(d, leases, ctx.known_timeout() or 1.0)
     finally:
         d.release(export, imp)
+
+
+def _expire(d: Direct, leases: list[S.LeaseSession], timeout: float) -> None:
+    """The expiry checks proper; notes the advertised timeout against what was observed."""
+    ctx = d.ctx
+    tol = ctx.model.tolerance(timeout)
+    first, last = leases[0], leases[-1]
+    t0 = ctx.lease_model(first.handle).acquired_at
+    # as late as the advertised timeout still promises life: a lease dying early fails timeout.alive
+    d.sleep_until(first, t0 + timeout - tol - ALIVE_MARGIN)
+    alive = d.call(first.read)
+    d.call(last.progress, 20)
+    renewed = ctx.lease_model(last.handle).renew_lo or time.monotonic()
+    # past the first timeout without renewal, still inside the renewed one
+    acquired_last = ctx.lease_model(last.handle).acquired_at
+    lo, hi = acquired_last + timeout - tol, renewed + timeout - tol
+    if hi - lo > 0.2:
+        d.sleep_until(last, (lo + hi) / 2)
+        d.call(last.read)
+    # clearly expired: a lease living on past the advertised timeout fails timeout.expires
+    latest = max((ctx.lease_model(s.handle).renew_hi or 0.0) for s in leases)
+    d.sleep_until(first, latest + timeout + tol + 0.2)
+    late = None
+    for s in leases:
+        seen = d.call(s.read)
+        late = late or (seen if s is first else None)
+        d.call(s.progress, 30)
+        d.call(s.get_manifest)
+        d.call(s.complete)
+        d.call(s.abort)
+        d.call(s.task_info)
+        if ctx.api_at_least("6.7"):
+            d.call(s.set_manifest_checksum_type, {})
+        if s.kind == "import":
+            d.call(s.power_on)
+            d.call(s.upload, 0, "whole")
+        else:
+            d.call(s.download, 0)
+    ctx.notes.append(f"expiry: advertised leaseTimeout {timeout:g} s (tolerance {tol:g} s); {first.handle} "
+                     f"{_shown(alive)} at {_since(t0, alive)} and {_shown(late)} at {_since(t0, late)} "
+                     "after its Acquire, never renewed")
+
+
+def _shown(tried: S.Attempt | None) -> str:
+    if tried is None:
+        return "unread"
+    if not tried.ok:
+        return f"refused ({tried.event.fault})"
+    return f"{(tried.result or {}).get('state')}"
+
+
+def _since(t0: float, tried: S.Attempt | None) -> str:
+    return f"+{tried.event.start - t0:.2f} s" if tried is not None else "?"
 
 
 SEQUENCES: dict[str, Callable[[Direct], None]] = {
@@ -1114,6 +1153,7 @@ SEQUENCE_OF: dict[str, tuple[str, ...]] = {
     "transfer.direction": ("export", "import"),
     "ref.foreign": ("references",),
     "faults.declared": ("export", "import", "release"),
+    "api.implemented": ("export", "import"),
 }
 
 
@@ -1133,14 +1173,11 @@ def explain_na(clause_id: str, message: str, ctx: RunContext) -> str:
     """A specific reason for an NA the model could only call 'not exercised' or 'not judged'."""
     if "applies from vSphere API" in message:
         return message
-    timeout = ctx.known_timeout()
     exports = [f"{k}: {v}" for k, v in ctx.acquire_failures.items() if k.startswith("export")]
     if clause_id.startswith("timeout."):
-        if not ctx.allow_expiry:
-            return (f"waiting for expiry is off for this target (leaseTimeout {timeout:g} s); pass --allow-expiry"
-                    if timeout else "waiting for expiry is off for this target; pass --allow-expiry")
-        if timeout is not None and timeout > ctx.max_expiry_wait:
-            return f"leaseTimeout is {timeout:g} s, beyond the {ctx.max_expiry_wait:g} s this run may wait"
+        decision = ctx.expiry_decision()
+        if not (ctx.allow_expiry and decision.run):
+            return f"expiry not checked: {decision.reason}"
     if clause_id in ("state.task-running", "timeout.task", "abort.fault-reported") and ctx.no_task:
         return "the target shows no import/export task for its leases (TaskInfo: client.NoTask)"
     if GENERIC_NA not in message:
@@ -1149,7 +1186,10 @@ def explain_na(clause_id: str, message: str, ctx: RunContext) -> str:
         return ("the target never deleted a released lease (no ManagedObjectNotFound after Complete/Abort), "
                 "so there was no deleted lease to check")
     if clause_id in ("transfer.download", "transfer.direction", "pull.unsupported") and exports:
-        return "no export lease could be acquired (" + "; ".join(exports) + ")"
+        unimplemented = any(_unsupported(v) for k, v in ctx.acquire_failures.items() if k.startswith("export"))
+        return ("no export lease could be acquired (" + "; ".join(exports) + ")"
+                + ("; an export call the API version has is missing: judged under api.implemented"
+                   if unimplemented else ""))
     if clause_id == "transfer.thumbprint":
         return "no device URL announced an sslThumbprint, so there was nothing to compare"
     if clause_id == "initializing.calls":

@@ -36,7 +36,14 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 from conformance import table as T
 from conformance.clauses import BY_ID, CLAUSES, Clause
 from conformance.table import Observed
-from conformance.vmodl import LEASE_METHODS, declared_faults, is_a, is_declared, method_since, version_at_least
+from conformance.vmodl import (
+    LEASE_METHODS,
+    declared_faults,
+    is_a,
+    is_declared,
+    method_since,
+    version_at_least,
+)
 from nfclease.events import Event
 
 Verdict = Literal["pass", "fail", "na"]
@@ -45,6 +52,10 @@ STATUSES: tuple[str, ...] = ("PASS", "FAIL", "NA", "XFAIL", "XPASS")
 
 DEVIATION_DELETED = "ManagedObjectNotFound: lease object deleted after release (FIELD-NOTES)"
 ACQUIRE_SINCE = {"import": "4.0", "export-vm": "4.0", "export-vapp": "4.0", "export-snapshot": "5.5"}
+ACQUIRE_METHOD = {"import": "ImportVApp", "export-vm": "ExportVm", "export-vapp": "ExportVApp",
+                  "export-snapshot": "ExportSnapshot"}
+#: Faults that say "this server does not have that method" (``api.implemented``).
+UNIMPLEMENTED = ("vmodl.fault.MethodNotFound", "vmodl.fault.NotImplemented")
 _HEX = re.compile(r"^[0-9a-f]+$")
 REPRO_LINES = 40
 #: The record that introduces a lease reference the run did not acquire (see conformance/machine.py).
@@ -379,6 +390,9 @@ class Model:
             lease.history.append(event)
             if len(lease.history) > 4 * REPRO_LINES:  # long load runs: keep Acquire and the recent past
                 del lease.history[1:-REPRO_LINES]
+        j.checks += self._implemented(event)
+        if lease is None and event.call == "Acquire":  # a refused Acquire is its own one-line repro
+            lease = LeaseModel(event.lease or "-", str(event.args.get("kind")), acquired_at=event.start)
         self.verdicts.record(j, (lambda: self.repro(lease, event, j)) if lease is not None else None)
         if self.keep_judgements:
             self.judgements.append(j)
@@ -442,6 +456,25 @@ class Model:
             lease.expected_devices = disks + (files or 0)
         self.leases[event.lease] = lease
         return Judgement(event, after=tuple(sorted(lease.possible)), note=f"lease {event.lease} acquired ({kind})")
+
+    def _implemented(self, event: Event) -> list[Check]:
+        """``api.implemented``: a call the advertised API version has must not be MethodNotFound."""
+        if event.call == "Acquire":
+            kind = str(event.args.get("kind"))
+            since, what = ACQUIRE_SINCE.get(kind), ACQUIRE_METHOD.get(kind, kind)
+        elif event.call in LEASE_METHODS:
+            since, what = method_since(event.call), f"HttpNfcLease{LEASE_METHODS[event.call]}"
+        else:
+            return []
+        if since is None or not version_at_least(self.api_version, since) or event.outcome == "info":
+            return []
+        fault = event.fault or ""
+        if event.outcome == "fail" and not fault.startswith(("vim.", "vmodl.")):
+            return []  # lost in transport, or refused by the client: says nothing about the method
+        missing = event.outcome == "fail" and any(is_a(fault, u) for u in UNIMPLEMENTED)
+        return [self._check("api.implemented", not missing, f"{what} implemented (API {since})", fault or "ok",
+                            f"{what} answered {fault} although it exists from vSphere API {since} and the "
+                            f"target speaks {self.api_version}")]
 
     # ------------------------------------------------- foreign references
     def _attach(self, event: Event) -> Judgement:

@@ -49,7 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--nfclease-profile", default=None, choices=PROFILE_NAMES,
                     help="how much the state machine explores (default smoke; $NFCLEASE_PROFILE)")
     group.addoption("--allow-expiry", action="store_true", default=False,
-                    help="on a real target, also wait for leases to expire (leaseTimeout each)")
+                    help="wait for leases to expire whatever the advertised leaseTimeout (by default only "
+                         "when it fits the profile's expiry budget)")
     group.addoption("--nfclease-report", default=None,
                     help="directory for history.jsonl, results.json and junit.xml of the conformance run")
 
@@ -114,11 +115,12 @@ def nfclease_run(pytestconfig: pytest.Config, target: Any, nfclease_profile: Any
 
     report = _opt(pytestconfig, "--nfclease-report")
     directory = Path(report) if report else tmp_path_factory.mktemp("nfclease")
-    allow = target.spec.kind == "sim" or bool(_opt(pytestconfig, "--allow-expiry", False))
+    allow = True if _opt(pytestconfig, "--allow-expiry", False) else None  # None: the profile's budget decides
     expected_fail = {c for c, e in nfclease_expectations.items() if e.status == "FAIL"}
     ctx = RunContext(target, history=directory / "history.jsonl", allow_expiry=allow,
                      sleep_budget=nfclease_profile.sleep_budget, raise_on_fail=True, no_raise=expected_fail,
-                     max_expiry_wait=900.0 if _opt(pytestconfig, "--allow-expiry", False) else 30.0)
+                     expiry_budget=nfclease_profile.expiry_budget,
+                     expiry_budget_source=f"the {nfclease_profile.name} profile's")
     ctx.report_dir = directory  # type: ignore[attr-defined]
     setattr(pytestconfig, _RUN_KEY, ctx)
     try:

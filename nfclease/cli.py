@@ -186,7 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     conform.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
     conform.add_argument("--thumbprint", help="pin the target's certificate")
     conform.add_argument("--allow-expiry", action="store_true",
-                         help="on a real target, also wait for leases to expire (takes leaseTimeout each)")
+                         help="wait for leases to expire whatever the advertised leaseTimeout (about twice it); "
+                              "by default the expiry checks run when they fit the profile's expiry budget")
+    conform.add_argument("--expiry-budget", type=float, default=None, metavar="SECONDS",
+                         help="seconds the run may spend waiting for leases to expire (default: the profile's, "
+                              "smoke 10, ci 30, thorough 900)")
     add_sim_arguments(conform)
     conform.set_defaults(func=cmd_conform)
 
