@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from nfclease import redaction
+
+    redaction.install()  # no secret in any log line or traceback of any subcommand
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

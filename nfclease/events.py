@@ -21,32 +21,16 @@ window instead of luck.
 from __future__ import annotations
 
 import json
-import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal
 
+from nfclease.redaction import redact
+
 Outcome = Literal["ok", "fail", "info"]
 
-_SECRET_KEYS = re.compile(r"pass(word)?|secret|token|cookie|authorization|ticket", re.I)
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@", re.I)
-
-
-def redact(value: Any) -> Any:
-    """Return ``value`` with passwords, cookies and URL credentials removed.
-
-    Applied to every event argument and every report field, so that a history
-    or results file can be shared without leaking what logged in.
-    """
-    if isinstance(value, str):
-        return _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", value)
-    if isinstance(value, dict):
-        return {k: ("***" if _SECRET_KEYS.search(str(k)) and v else redact(v)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v) for v in value]
-    return value
-
+__all__ = ["Event", "EventStream", "HistoryWriter", "Listener", "Outcome", "read_history", "redact"]
 
 @dataclass
 class Event:
@@ -95,7 +79,11 @@ class EventStream:
         self._listeners.append(listener)
 
     def emit(self, event: Event) -> Event:
+        """Number ``event``, mask its secrets (the one redaction boundary), hand it to every listener."""
         event.args = redact(event.args)
+        event.value = redact(event.value)
+        if event.message:
+            event.message = redact(event.message)
         with self._lock:
             self._seq += 1
             event.seq = self._seq

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Literal, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
-from nfclease.events import redact
+from nfclease import redaction
+from nfclease.redaction import redact_text
 from nfclease.transfer import NfcClient, make_ssl_context, normalize_thumbprint
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class TargetSpec:
             text = "https://" + text
         parts = urlsplit(text)
         if parts.scheme != "https" or not parts.hostname:
-            raise ValueError(f"target must be 'sim', 'vcsim' or an https URL, got {redact(text)!r}")
+            raise ValueError(f"target must be 'sim', 'vcsim' or an https URL, got {redact_text(text)!r}")
         user = username or (unquote(parts.username) if parts.username else None) or env.get("GOVC_USERNAME") or None
         pw = password or (unquote(parts.password) if parts.password else None) or env.get("GOVC_PASSWORD") or None
         if insecure is None:
@@ -142,12 +143,12 @@ class TargetSpec:
 
 
 def redact_url(url: str, username: str | None, password: str | None) -> str:
-    """``https://user:***@host/sdk`` via :func:`nfclease.events.redact` (no password in it)."""
+    """``https://user:***@host/sdk`` via :func:`nfclease.redaction.redact_text` (no password in it)."""
     if not username:
         return url
     scheme, _, rest = url.partition("://")
     shown = f"{scheme}://{quote(username, safe='')}:{quote(password or '', safe='') or '-'}@{rest}"
-    return redact(shown)
+    return redact_text(shown)
 
 
 def _bracket(host: str) -> str:
@@ -257,9 +258,13 @@ class Target:
     def _connect(self) -> Any:
         from pyVim.connect import SmartConnect
 
-        return SmartConnect(host=self._host, port=self._port, path=self._path, user=self._username,
-                            pwd=self._password, sslContext=self.ssl_context,
-                            httpConnectionTimeout=self.connect_timeout)
+        if self.spec.kind == "url" and self._password != DEFAULT_SIM_PASSWORD:  # that one names our objects
+            redaction.remember(self._password)
+        si = SmartConnect(host=self._host, port=self._port, path=self._path, user=self._username,
+                          pwd=self._password, sslContext=self.ssl_context,
+                          httpConnectionTimeout=self.connect_timeout)
+        redaction.remember_cookie(getattr(si._stub, "cookie", None))
+        return si
 
     def new_session(self) -> Any:
         """Log in again: a second ServiceInstance, e.g. to hold an 'other session' reference."""

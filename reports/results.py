@@ -8,28 +8,24 @@
      "summary": {"PASS": n, "FAIL": n, "NA": n, "XFAIL": n, "XPASS": n}}
 
 Exactly those keys, so a consumer can rely on them. The target is written
-through :func:`nfclease.events.redact` (and query-string secrets are masked
-too): a results file is meant to be attached to a bug report.
+through :func:`nfclease.redaction.redact` (URL credentials, secret query
+parameters, NFC tickets, cookies): a results file is meant to be attached to
+a bug report.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from nfclease.events import redact
+from nfclease.redaction import redact, redact_text
 
 STATUSES = ("PASS", "FAIL", "NA", "XFAIL", "XPASS")
 FAILING = frozenset({"FAIL", "XPASS"})
 RESULT_KEYS = ("clause", "level", "status", "message", "repro")
-_SECRET = re.compile(r"pass(word)?|secret|token|cookie|authorization|ticket|session|key", re.I)
-_SECRET_PARAM = re.compile(r"(?P<lead>[?&;](?:[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|ticket|session|key)[\w.-]*)=)"
-                           r"(?P<value>[^&;#\s\"']+)", re.I)
 _STYLE = {"PASS": "green", "FAIL": "bold red", "NA": "dim", "XFAIL": "yellow", "XPASS": "bold magenta"}
 
 
@@ -67,23 +63,13 @@ class RunInfo:
 
 
 def scrub(text: str) -> str:
-    """``redact`` for free text: URL credentials and secret-looking query parameters masked."""
-    return _SECRET_PARAM.sub(lambda m: m["lead"] + "***", redact(text))
+    """Free text as reports may show it (:func:`nfclease.redaction.redact_text`)."""
+    return redact_text(text)
 
 
 def safe_target(target: str | None) -> str | None:
     """The target without credentials: ``user:pw@`` and secret query parameters are masked."""
-    if target is None:
-        return None
-    text = redact(str(target))
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if parts.query:
-        query = [(k, "***" if _SECRET.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        text = urlunsplit(parts._replace(query=urlencode(query, safe="*")))
-    return text
+    return None if target is None else redact_text(str(target))
 
 
 def _result_dict(r: Any) -> dict[str, Any]:
