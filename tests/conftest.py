@@ -138,6 +138,13 @@ def nfc_connection(sim: Simulator, timeout: float = 30.0) -> http.client.HTTPSCo
     return http.client.HTTPSConnection(host, sim.port, context=ssl_context(sim), timeout=timeout)
 
 
+def chunked(data: bytes, size: int = 4096, extension: str = "") -> bytes:
+    """``data`` framed as a ``Transfer-Encoding: chunked`` body (chunks of ``size``, the final 0-size one)."""
+    parts = [b"%x%s\r\n%s\r\n" % (len(data[i:i + size]), extension.encode(), data[i:i + size])
+             for i in range(0, len(data), size)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
 def _path(url: str) -> str:
     parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")

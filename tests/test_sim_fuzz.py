@@ -33,7 +33,7 @@ from pyVim.connect import Disconnect
 from pyVmomi import VmomiSupport, vmodl
 
 from conftest import (
-    SOAP_NS, STREAM_VMDK, Reply, connect, envelope, find, find_vm, nfc_connection, nfc_request,
+    SOAP_NS, STREAM_VMDK, Reply, chunked, connect, envelope, find, find_vm, nfc_connection, nfc_request,
     soap_fault, start_import, wait_ready,
 )
 from nfclease.ovf import build_import_ovf
@@ -407,8 +407,11 @@ def test_soap_oversized_and_unframed_bodies(soap_target, error_log):
         assert 400 <= reply.status < 500
         check(reply, error_log, f"Content-Length {bad}")
         wire.normal()
-    reply = wire.request("POST", "/sdk", {"Content-Type": "text/xml", "Transfer-Encoding": "chunked"}, None)
+    reply = wire.request("POST", "/sdk", {"Content-Type": "text/xml"}, None)
     assert reply.status == 411
+    wire.normal()
+    reply = wire.request("POST", "/sdk", {"Content-Type": "text/xml", "Transfer-Encoding": "gzip"}, None)
+    assert reply.status == 400 and b"gzip" in reply.body
     wire.normal()
 
 
@@ -486,7 +489,10 @@ def test_fuzz_nfc_requests(nfc_target, error_log, data):
     path = data.draw(nfc_target.path_strategy)
     headers: dict[str, str | None] = dict(data.draw(nfc_header_values))
     body = data.draw(nfc_bodies)
-    if headers.get("Transfer-Encoding") or "Content-Length" in headers:
+    if headers.get("Transfer-Encoding") == "chunked" and "Content-Length" not in headers:
+        body = chunked(body or b"")  # framed by its chunks: no Content-Length
+        headers["Content-Length"] = None
+    elif headers.get("Transfer-Encoding") or "Content-Length" in headers:
         body = None  # an unframed or badly framed body is refused before it is read: send none
     if body is not None and not body and data.draw(st.booleans()):
         headers["Expect"] = "100-continue"  # only without a body: a refusal must not race a body in flight

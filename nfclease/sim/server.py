@@ -28,6 +28,7 @@ from typing import Any
 
 from pyVmomi import VmomiSupport, vmodl
 
+from nfclease.sim.chunked import ChunkedBodyError, ChunkedReader, is_chunked
 from nfclease.sim.leases import Device, Lease
 from nfclease.sim.nfc import NfcError
 from nfclease.sim.service import Service
@@ -39,6 +40,7 @@ MAX_SOAP_BODY = 8 << 20
 IDLE_TIMEOUT = 3600.0  # seconds a kept-alive connection may wait for its next request
 LINGER_BYTES = 64 << 20  # after an early refusal, read at most this much of the refused body...
 LINGER_SECONDS = 5.0     # ...for at most this long, before closing
+CHUNKED = -1  # the "length" of a body framed by Transfer-Encoding: chunked
 COOKIE = "vmware_soap_session"
 
 
@@ -323,12 +325,25 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         return super().handle_expect_100()
 
     def _content_length(self, required: bool) -> int | None:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            raise NfcError(411, "chunked transfer encoding is not accepted; send Content-Length")
+        """The body's framing: its Content-Length, :data:`CHUNKED`, or None (no body).
+
+        ``Transfer-Encoding: chunked`` is read as govmomi and curl send it;
+        any other transfer coding, or one beside a Content-Length (RFC 9112
+        6.3: a smuggling risk), is refused.
+        """
+        coding = self.headers.get("Transfer-Encoding")
         raw = self.headers.get("Content-Length")
+        if coding is not None:
+            if not is_chunked(coding):
+                raise NfcError(400, f"Transfer-Encoding {coding!r} is not accepted; send chunked or Content-Length")
+            if raw is not None:
+                raise NfcError(400, "both Transfer-Encoding and Content-Length: send one of them")
+            if self.request_version < "HTTP/1.1":
+                raise NfcError(400, f"Transfer-Encoding in an {self.request_version} request")
+            return CHUNKED
         if raw is None:
             if required:
-                raise NfcError(411, "Content-Length is required")
+                raise NfcError(411, "Content-Length (or Transfer-Encoding: chunked) is required")
             return None
         try:
             length = int(raw)
@@ -400,7 +415,14 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         except NfcError:
             self.close_connection = True
             return
-        if length <= MAX_SOAP_BODY:
+        if length == CHUNKED:
+            try:
+                ChunkedReader(self.rfile, limit=MAX_SOAP_BODY).read()
+            except (ChunkedBodyError, OSError) as exc:
+                self.close_connection = True
+                if getattr(exc, "status", None) == 413:
+                    self.unread = LINGER_BYTES
+        elif length <= MAX_SOAP_BODY:
             self.rfile.read(length)
         else:
             self.close_connection = True
@@ -430,17 +452,25 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._soap_fault(vmodl.fault.InvalidRequest(), str(exc), version, status=exc.status)
             return
-        if length > MAX_SOAP_BODY:
+        if length == CHUNKED:
+            try:
+                body = ChunkedReader(self.rfile, limit=MAX_SOAP_BODY).read()
+            except ChunkedBodyError as exc:
+                self._refuse_chunked(exc, functools.partial(self._soap_fault, vmodl.fault.InvalidRequest(),
+                                                            version=version))
+                return
+        elif length > MAX_SOAP_BODY:
             self.close_connection = True
             self._soap_fault(vmodl.fault.InvalidRequest(),
                              f"request body of {length} bytes exceeds the limit of {MAX_SOAP_BODY}",
                              version, status=413)
             self.unread = length
             return
-        body = self.rfile.read(length)
-        if len(body) < length:
-            self.close_connection = True
-            return
+        else:
+            body = self.rfile.read(length)
+            if len(body) < length:
+                self.close_connection = True
+                return
         delay = self.server.service.config.delay
         if delay:
             time.sleep(delay / 1000)
@@ -464,6 +494,20 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
 
     def _soap_fault(self, fault: Any, message: str, version: str, status: int = 500) -> None:
         self._send(status, encode_fault(fault, message, version), "text/xml; charset=utf-8")
+
+    def _refuse_chunked(self, exc: ChunkedBodyError, answer: Any) -> None:
+        """Answer a chunked body that cannot be read (``answer(message, status=...)``), then close.
+
+        What follows a broken chunk is not a request; an oversized body is
+        drained a while first (lingering close) so the refusal is read.
+        """
+        self.close_connection = True
+        if exc.status == 413:
+            self.unread = LINGER_BYTES
+        try:
+            answer(str(exc), status=exc.status)
+        except OSError:
+            pass  # the client is gone (e.g. it closed inside the body): nobody to tell
 
     def _session_cookie(self) -> str | None:
         raw = self.headers.get("Cookie")
@@ -492,8 +536,13 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             return
         existed = device.complete
         nfc = self.server.service.nfc
+        body = self.rfile if length != CHUNKED else ChunkedReader(self.rfile)
         try:
-            received = nfc.receive(lease, device, self.rfile, length)
+            received = nfc.receive(lease, device, body, None if length == CHUNKED else length)
+        except ChunkedBodyError as exc:
+            log.info("chunked upload of %s refused: %s", device.name, exc)
+            self._refuse_chunked(exc, lambda message, status: self._error(status, message))
+            return
         except NfcError as exc:
             self.close_connection = True
             self._error(exc.status, str(exc))
