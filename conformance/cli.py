@@ -5,7 +5,7 @@
 
 1. Opens the target (the simulator is started with a short lease timeout, 2 s
    unless ``--lease-timeout``; vcsim is started from ``build/vcsim``).
-2. Runs the direct per-clause sequences (``conformance.machine.SEQUENCES``),
+2. Runs the direct per-clause sequences (``conformance.sequences.SEQUENCES``),
    then the Hypothesis state machine in collecting mode until the profile's
    step count (several seeded Hypothesis runs, bounded in wall-clock time).
    Every call is an event judged by one reference model and written to
@@ -100,7 +100,7 @@ def sim_config(args: argparse.Namespace) -> Any:
 
 def finalize(ctx: Any) -> list[Any]:
     """The model's per-clause results, NA messages made specific where the run knows why."""
-    from conformance.machine import explain_na
+    from conformance.explain import explain_na
 
     out = []
     for r in ctx.model.verdicts.results():
@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from conformance.expectations import ExpectationError, apply_expectations, expectations_path, load_expectations
-    from conformance.machine import PROFILES, RunContext, run_machine, run_sequences
+    from conformance.context import PROFILES, RunContext
+    from conformance.machine import run_machine
+    from conformance.sequences import run_sequences
     from nfclease.target import TargetSpec
     from reports.results import RunInfo, exit_code, print_results, write_junit, write_results
 

@@ -58,7 +58,7 @@ ACQUIRE_METHOD = {"import": "ImportVApp", "export-vm": "ExportVm", "export-vapp"
 UNIMPLEMENTED = ("vmodl.fault.MethodNotFound", "vmodl.fault.NotImplemented")
 _HEX = re.compile(r"^[0-9a-f]+$")
 REPRO_LINES = 40
-#: The record that introduces a lease reference the run did not acquire (see conformance/machine.py).
+#: The record that introduces a lease reference the run did not acquire (see conformance/context.py).
 ATTACH = "Attach"
 FOREIGN_KINDS = ("foreign", "bogus")
 

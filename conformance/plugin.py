@@ -13,7 +13,7 @@ Fixtures (session-scoped, so one target and one model serve the whole run):
 
 * ``target`` -- the connected :class:`nfclease.target.Target` (closed, and
   everything the suite created removed, at the end);
-* ``nfclease_run`` -- the :class:`conformance.machine.RunContext`: event
+* ``nfclease_run`` -- the :class:`conformance.context.RunContext`: event
   stream, history (``DIR/history.jsonl``), rules raise on a FAIL unless the
   expectations list the clause;
 * ``model`` -- the run's :class:`conformance.model.Model`: every event of
@@ -71,7 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def nfclease_profile(pytestconfig: pytest.Config) -> Any:
-    from conformance.machine import PROFILES
+    from conformance.context import PROFILES
 
     return PROFILES[_opt(pytestconfig, "--nfclease-profile") or os.environ.get("NFCLEASE_PROFILE") or "smoke"]
 
@@ -111,7 +111,7 @@ def target(pytestconfig: pytest.Config) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def nfclease_run(pytestconfig: pytest.Config, target: Any, nfclease_profile: Any,
                  nfclease_expectations: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from conformance.machine import RunContext
+    from conformance.context import RunContext
 
     report = _opt(pytestconfig, "--nfclease-report")
     directory = Path(report) if report else tmp_path_factory.mktemp("nfclease")

@@ -1,7 +1,7 @@
 """One direct test per clause: a fixed sequence of calls, judged by a fresh model.
 
 Each clause maps to the direct sequence that exercises it
-(``conformance.machine.SEQUENCE_OF``); a sequence runs once per session and
+(``Clause.sequences``); a sequence runs once per session and
 its verdicts serve every clause it covers. A clause must PASS, or be NA with
 a reason (the target's API version, or what the target does not offer); a
 clause the expectations list as a known deviation is an expected failure, and
@@ -16,7 +16,8 @@ from typing import Any, Callable
 import pytest
 
 from conformance.clauses import CLAUSES
-from conformance.machine import SEQUENCE_OF, explain_na, run_sequences
+from conformance.explain import explain_na
+from conformance.sequences import SEQUENCE_OF, run_sequences
 from conformance.model import ClauseVerdicts, Model
 
 pytest_plugins = [] if "nfclease" in {ep.name for ep in importlib.metadata.entry_points(group="pytest11")} \

@@ -16,7 +16,8 @@ import pytest
 
 from conformance.cli import finalize
 from conformance.expiry import ExpiryPolicy
-from conformance.machine import PROFILES, RunContext, run_sequences
+from conformance.context import PROFILES, RunContext
+from conformance.sequences import run_sequences
 from conformance.model import default_tolerance
 from nfclease.sim import SimConfig
 from nfclease.target import open_target

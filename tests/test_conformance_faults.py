@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from conformance.cli import finalize
-from conformance.machine import FailedClause, RunContext, run_machine, run_sequences
+from conformance.context import RunContext
+from conformance.machine import FailedClause, run_machine
+from conformance.sequences import run_sequences
 from nfclease.sim import SimConfig
 from nfclease.target import open_target
 from reports.results import exit_code

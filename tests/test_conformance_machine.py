@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance import machine
+from conformance import context, sequences
 from conformance.clauses import BY_ID
 from conformance.model import Model
 from nfclease.events import Event
@@ -17,10 +17,11 @@ from strategies import BOGUS_KEY, checksum_mappings, out_of_range_percents, perc
 
 
 def test_every_clause_has_a_direct_sequence_and_the_profiles_are_as_promised() -> None:
-    assert set(machine.SEQUENCE_OF) == set(BY_ID)
-    assert all(name in machine.SEQUENCES for names in machine.SEQUENCE_OF.values() for name in names)
-    assert machine.PROFILES["ci"].steps >= 3000 and machine.PROFILES["ci"].seconds <= 60
-    assert machine.PROFILES["smoke"].steps < machine.PROFILES["ci"].steps < machine.PROFILES["thorough"].steps
+    assert all(BY_ID[c].sequences for c in BY_ID), [c for c in BY_ID if not BY_ID[c].sequences]
+    assert set(sequences.SEQUENCE_OF) == set(BY_ID)
+    assert all(name in sequences.SEQUENCES for names in sequences.SEQUENCE_OF.values() for name in names)
+    assert context.PROFILES["ci"].steps >= 3000 and context.PROFILES["ci"].seconds <= 60
+    assert context.PROFILES["smoke"].steps < context.PROFILES["ci"].steps < context.PROFILES["thorough"].steps
 
 
 @settings(max_examples=200)
