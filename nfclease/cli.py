@@ -88,6 +88,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     if args.list_deviations:
         print_deviations()
         return 0
+    if args.list_scenarios:
+        print_scenarios()
+        return 0
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -95,11 +98,16 @@ def cmd_sim(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    config.scenario, config.record = args.scenario, args.record
     try:
         sim = Simulator(config).start()
     except (OSError, ValueError) as exc:
         print(f"nfclease sim: cannot start: {exc}", file=sys.stderr)
         return 2
+    if args.judge and sim.lab.recorder is not None:
+        from conformance.judge_client import print_session
+
+        sim.lab.recorder.on_close = print_session
     try:
         try:
             print(sim.url, flush=True)
@@ -113,6 +121,25 @@ def cmd_sim(args: argparse.Namespace) -> int:
     finally:
         sim.stop()
     return 0
+
+
+def add_client_lab_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nfclease sim``'s client lab: fault-injection scenarios, recording, live judging."""
+    group = parser.add_argument_group("judging clients (see conformance/CLIENT-CLAUSES.md)")
+    group.add_argument("--scenario", default="baseline",
+                       help="client fault-injection scenario to start in (switch later: PUT /nfclease/scenario)")
+    group.add_argument("--list-scenarios", action="store_true", help="list the client scenarios and exit")
+    group.add_argument("--record", metavar="DIR", default=None,
+                       help="record every client session as DIR/session-<n>.jsonl (judge: nfclease judge-client)")
+    group.add_argument("--judge", action="store_true", help="with --record: judge each session when it ends")
+
+
+def print_scenarios() -> None:
+    """The client scenarios: name, what the simulator does, what a correct client does."""
+    from nfclease.sim.scenarios import CATALOGUE
+
+    for scenario in CATALOGUE.values():
+        print(f"{scenario.name:22} {scenario.breaks}\n{'':22} correct client: {scenario.correct}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -174,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("-v", "--verbose", action="store_true", help="log every request")
     sim.add_argument("--list-deviations", action="store_true",
                      help="list the deliberate wrong behaviours --deviate can switch on, and exit")
+    add_client_lab_arguments(sim)
     add_sim_arguments(sim)
     sim.set_defaults(func=cmd_sim)
 
@@ -227,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--api-version", default=None)
     check.set_defaults(func=cmd_check_history)
 
+    _register(sub, "judge-client", "conformance.judge_client", "grade recorded client sessions clause by clause")
     _register(sub, "report", "reports.cli", "several runs side by side: one HTML page and its Markdown twin")
     return parser
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nfclease.sim.scenarios import validate_scenario
 from nfclease.sim.deviations import CATALOGUE, parse_deviations, validate_deviations
 from nfclease.sim.soap import version_for
 from nfclease.sim.tls import generate_self_signed, server_context, thumbprint
@@ -53,11 +54,16 @@ class SimConfig:
     tls: bool = True
     #: deliberate wrong behaviours, by name (``nfclease.sim.deviations.CATALOGUE``); off by default
     deviations: tuple[str, ...] = ()
+    #: the client fault-injection scenario in force (``nfclease.sim.scenarios.CATALOGUE``), switchable at run time
+    scenario: str = "baseline"
+    #: a directory: record every client session there as ``session-<n>.jsonl`` (``nfclease sim --record``)
+    record: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.deviations, str):
             self.deviations = parse_deviations(self.deviations)
         self.deviations = validate_deviations(self.deviations)
+        validate_scenario(self.scenario)
 
     def deviates(self, name: str) -> bool:
         """Is the deliberate deviation ``name`` switched on? (A name outside the catalogue is a bug.)"""
@@ -92,8 +98,10 @@ class Simulator:
         self.port = 0
         self.cafile = ""
         self.thumbprint = ""
+        self.lab: Any = None  # the client lab: ``lab.switch.switch(name)``, ``lab.recorder``
 
     def start(self) -> "Simulator":
+        from nfclease.sim.hooks import ClientLab
         from nfclease.sim.server import SimHTTPServer
         from nfclease.sim.service import Service
 
@@ -119,6 +127,11 @@ class Simulator:
         service.leases.url_host = f"*:{self.port}" if cfg.star_hosts else f"{host}:{self.port}"
         service.leases.thumbprint = self.thumbprint
         self.service = service
+        self.lab = ClientLab(cfg, service.leases, scenario=cfg.scenario, record=cfg.record, target={
+            "about": {"apiVersion": cfg.api_version, "name": "nfclease simulator"},
+            "leaseTimeout": cfg.lease_timeout, "thumbprint": self.thumbprint, "url": self.url})
+        service.leases.hooks = self.lab
+        self.lab.switch.remember_normal(service.leases.url_host, self.thumbprint)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="nfclease-sim", daemon=True)
         self._thread.start()
@@ -131,6 +144,7 @@ class Simulator:
             self.server.close_connections()
             self.server.server_close()
             self.service.leases.stop()
+            self.lab.close()
             self.server = None
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)

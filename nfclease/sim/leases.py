@@ -49,6 +49,7 @@ from typing import Any, Callable
 
 from pyVmomi import vim, vmodl
 
+from nfclease.sim.hooks import SimHooks
 from nfclease.sim.soap import SoapError
 from nfclease.sim.world import MObject, Task, VirtualMachine, World
 
@@ -190,6 +191,10 @@ class Lease(MObject):
                     msg=f"The lease timed out: no HttpNfcLeaseProgress within {self.timeout} s"))
 
     def _become_ready(self) -> None:
+        injected = self.manager.hooks.init_failure(self)
+        if injected is not None:  # a client scenario: the lease fails while the client waits
+            self._release("error", injected)
+            return
         try:
             self.devices = self._make_devices(self)
         except SoapError as exc:  # initialisation failed: error straight from initializing
@@ -200,6 +205,7 @@ class Lease(MObject):
         self.info = self._build_info()
         self.task.set_progress(0)
         self.world.touch()
+        self.manager.hooks.lease_state(self)
 
     def renew(self, at: float | None = None) -> None:
         at = time.monotonic() if at is None else at
@@ -243,6 +249,7 @@ class Lease(MObject):
         if self._on_done:
             self._on_done(self)
         self.manager.retire(self)
+        self.manager.hooks.lease_state(self)
         self.world.touch()
 
     def check_live(self, call: str, expired_fault: bool = True) -> None:
@@ -418,6 +425,7 @@ class LeaseManager:
         self.datastore_key = datastore_key
         self.remove_created: Callable[[Lease], None] = remove_created or (lambda lease: None)
         self.adopt_disks: Callable[[Lease], None] = adopt_disks or (lambda lease: None)
+        self.hooks: SimHooks = SimHooks()  # the client lab (scenarios, recording) when switched on
 
     def lock_holder(self, vm: MObject) -> Lease | None:
         lease = self.locks.get(vm.moid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.parser
 import functools
 import http.client
+import json
 import logging
 import re
 import socket
@@ -29,6 +30,7 @@ from typing import Any
 from pyVmomi import VmomiSupport, vmodl
 
 from nfclease.sim.chunked import ChunkedBodyError, ChunkedReader, is_chunked
+from nfclease.sim.hooks import CONTROL_PATH
 from nfclease.sim.leases import Device, Lease
 from nfclease.sim.nfc import NfcError
 from nfclease.sim.service import Service
@@ -168,6 +170,9 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
     server: SimHTTPServer
 
     unread = 0  # body bytes of a refused request the client may still be sending
+    status_sent: int | None = None  # the status of the answer sent, if any
+    answer: tuple[int, str] | None = None  # status and message of an answer sent by _error
+    body: Any = None  # what an upload read its body from (it counts the bytes)
 
     def handle_one_request(self) -> None:
         self.unread = 0
@@ -231,6 +236,7 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         self.flush_headers()
 
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self.answer = (status, message)
         self._send(status, (message + "\n").encode(), headers=headers)
 
     def parse_request(self) -> bool:
@@ -360,7 +366,9 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         if path in ("/sdk/vimServiceVersions.xml", "/sdk/vimServiceVersions.xml/"):
             self._send(200, self._service_versions(), "text/xml; charset=utf-8")
         elif path.startswith("/nfc/"):
-            self._nfc_download()
+            self._nfc(self._nfc_download)
+        elif path == CONTROL_PATH:
+            self._control()
         elif path in ("/", "/sdk", "/sdk/"):
             self._error(200 if path == "/" else 405,
                         "nfclease simulator: SOAP is POST /sdk; transfers are under /nfc/",
@@ -375,14 +383,18 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         if path in ("/sdk", "/sdk/"):
             self._soap()
         elif path.startswith("/nfc/"):
-            self._nfc_upload()
+            self._nfc(self._nfc_upload)
+        elif path == CONTROL_PATH:
+            self._control()
         else:
             self._drain_or_close()
             self._error(404, f"no such resource: {path}")
 
     def do_PUT(self) -> None:
         if self.path.startswith("/nfc/"):
-            self._nfc_upload()
+            self._nfc(self._nfc_upload)
+        elif self.path.split("?", 1)[0] == CONTROL_PATH:
+            self._control()
         else:
             self._drain_or_close()
             self._error(405, "PUT is for non-disk files under /nfc/", headers={"Allow": "GET, POST"})
@@ -427,6 +439,20 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         else:
             self.close_connection = True
             self.unread = length
+
+    def _control(self) -> None:
+        """``/nfclease/scenario``: switch the client scenario without SOAP (loopback only, as the server)."""
+        try:
+            length = self._content_length(required=False) or 0
+        except NfcError as exc:
+            self.close_connection = True
+            self._error(exc.status, str(exc))
+            return
+        body = self.rfile.read(length) if 0 <= length <= 4096 else b""
+        if not 0 <= length <= 4096:  # chunked or big: not a scenario name
+            self.close_connection = True
+        status, answer = self.server.service.leases.hooks.control(self.command, body)
+        self._send(status, (json.dumps(answer, indent=1) + "\n").encode(), "application/json")
 
     # ------------------------------------------------------------------ SOAP
     def _service_versions(self) -> bytes:
@@ -475,11 +501,18 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         if delay:
             time.sleep(delay / 1000)
         session_key = self._session_cookie()
+        hooks = self.server.service.leases.hooks
+        request = None
+        started = time.monotonic()
         try:
             request = decode_request(body, version)
+            time.sleep(hooks.soap_pause(request.method))
             result, result_type, new_session = self.server.service.dispatch(request, session_key)
             payload = encode_response(request.method, result, result_type, version)
         except SoapError as exc:
+            if request is not None:
+                hooks.soap_done(request.method, request.this, request.args, session_key, None, exc.fault,
+                                str(exc), started, time.monotonic())
             self._soap_fault(exc.fault, str(exc), version)
             return
         except Exception as exc:  # a bug in the simulator: report it as a fault, keep serving
@@ -487,6 +520,8 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             self._soap_fault(vmodl.fault.SystemError(reason=repr(exc)),
                              f"internal error in the simulator: {exc!r}", version)
             return
+        hooks.soap_done(request.method, request.this, request.args, session_key, result, None, None, started,
+                        time.monotonic())
         headers = {}
         if new_session is not None:
             headers["Set-Cookie"] = f'{COOKIE}="{new_session.key}"; Path=/; HttpOnly; Secure'
@@ -536,9 +571,17 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             return
         existed = device.complete
         nfc = self.server.service.nfc
+        hooks = self.server.service.leases.hooks
+        fault = hooks.upload_fault(lease, device)
+        if fault in ("500", "503"):  # a client scenario: the upload is refused before its body
+            self._drain_or_close()
+            self._error(int(fault), f"injected by the simulator: upload refused with {fault}",
+                        headers={"Retry-After": "1"} if fault == "503" else None)
+            return
         body = self.rfile if length != CHUNKED else ChunkedReader(self.rfile)
+        self.body = hooks.upload_body(lease, device, body, None if length == CHUNKED else length, fault)
         try:
-            received = nfc.receive(lease, device, body, None if length == CHUNKED else length)
+            received = nfc.receive(lease, device, self.body, None if length == CHUNKED else length)
         except ChunkedBodyError as exc:
             log.info("chunked upload of %s refused: %s", device.name, exc)
             self._refuse_chunked(exc, lambda message, status: self._error(status, message))
@@ -558,6 +601,40 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             return
         status = 201 if (self.command == "PUT" and not existed) else 200
         self._error(status, f"received {received} bytes for {device.name}")
+
+    def _nfc(self, action: Any) -> None:
+        """Run an NFC request and tell the hooks how it ended (the recorder writes it down)."""
+        self.answer, self.body, self.status_sent = None, None, None
+        started = time.monotonic()
+        try:
+            action()
+        finally:
+            self._nfc_done(started)
+
+    def _nfc_done(self, started: float) -> None:
+        parts = self.path.split("?", 1)[0].split("/")
+        service = self.server.service
+        with service.world.lock:
+            lease = service.leases.lease_for(parts[2]) if len(parts) == 4 else None
+            device = next((d for d in lease.devices if d.name == parts[3]), None) if lease else None
+        if lease is None or device is None:
+            return
+        status, message = self.answer or (self.status_sent, None)
+        call = "Download" if self.command in ("GET", "HEAD") else "Upload"
+        headers = {"method": self.command, "contentType": self.headers.get("Content-Type"),
+                   "contentLength": self.headers.get("Content-Length"),
+                   "transferEncoding": self.headers.get("Transfer-Encoding"),
+                   "overwrite": self.headers.get("Overwrite")}
+        moved = getattr(self.body, "count", None)
+        if moved is None and call == "Download" and status == 200:
+            moved = device.bytes_transferred
+        value = {"bytes": moved, "injected": getattr(self.body, "kind", "") or ""}
+        service.leases.hooks.transfer_done(lease, device, call, headers, status, value, message, started,
+                                           time.monotonic())
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.status_sent = code
+        super().send_response(code, message)
 
     def _nfc_download(self) -> None:
         try:
