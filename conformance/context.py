@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, Phase, settings
 
 from conformance import table as T
 from conformance.expiry import ExpiryDecision, ExpiryPolicy
-from conformance.model import ATTACH, Judgement, LeaseModel, Model
+from conformance.model import ATTACH, Model
+from conformance.state import LeaseModel
+from conformance.verdicts import Judgement
 from conformance.sources import SourceServer
 from conformance.vmodl import version_at_least
 from nfclease import session as S

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from conformance.clauses import BY_ID
-from conformance.model import ClauseResult
+from conformance.verdicts import ClauseResult
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent / "expectations"
 EXPECTABLE = ("FAIL", "NA", "PASS")

@@ -75,7 +75,9 @@ from conformance.context import (
     DISK_CAPACITY, EXPORT_KINDS, FILE_SIZE, MAX_HELD, PROFILES, WAIT_READY, Profile, RunContext, attach_reference,
     foreign_call, pull_files, unsupported,
 )
-from conformance.model import Judgement, LeaseModel, Model
+from conformance.model import Model
+from conformance.state import LeaseModel
+from conformance.verdicts import Judgement
 from nfclease import session as S
 from nfclease.events import Event
 from strategies import (

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from conformance.model import ClauseVerdicts, Model
+from conformance.model import Model
+from conformance.verdicts import ClauseVerdicts
 from nfclease.events import read_history
 
 #: An optional first record naming the target (not a lease call): lets a

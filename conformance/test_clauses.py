@@ -18,7 +18,8 @@ import pytest
 from conformance.clauses import CLAUSES
 from conformance.explain import explain_na
 from conformance.sequences import SEQUENCE_OF, run_sequences
-from conformance.model import ClauseVerdicts, Model
+from conformance.model import Model
+from conformance.verdicts import ClauseVerdicts
 
 pytest_plugins = [] if "nfclease" in {ep.name for ep in importlib.metadata.entry_points(group="pytest11")} \
     else ["conformance.plugin"]

@@ -13,7 +13,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conformance.clauses import CLAUSES
-from conformance.model import ClauseResult, Model
+from conformance.model import Model
+from conformance.verdicts import ClauseResult
 from conformance.offline import main as check_history_main
 from nfclease.events import Event, HistoryWriter
 from reports.page import build_report, render
