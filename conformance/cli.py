@@ -27,7 +27,7 @@ import random
 import sys
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -110,36 +110,47 @@ def finalize(ctx: Any) -> list[Any]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+class TargetUnavailable(Exception):
+    """The target could not be started, reached or logged into (exit status 2); the text says why."""
 
-    from conformance.expectations import ExpectationError, apply_expectations, expectations_path, load_expectations
-    from conformance.context import PROFILES, RunContext
+
+@dataclass
+class ConformanceRun:
+    """What one conformance run judged, and how it went."""
+
+    results: list[Any]
+    info: Any  # reports.results.RunInfo
+    notes: list[str]
+    steps: int
+    broke: str | None  # why the run broke off, if it did
+
+
+class Watcher:
+    """Hooks for showing a run's progress (``nfclease run`` draws bars); the default shows nothing."""
+
+    def sequences(self, names: list[str]) -> Iterator[str]:
+        yield from names
+
+    @contextlib.contextmanager
+    def machine(self, ctx: Any, steps: int) -> Iterator[None]:
+        yield
+
+
+def execute(spec: Any, args: argparse.Namespace, *, profile: Any, seed: int, report: Path,
+            expectations: dict[str, Any] | None = None, source: str = "",
+            watcher: Watcher | None = None) -> ConformanceRun:
+    """Run the sequences and the machine against ``spec``; write results.json, junit.xml and
+    history.jsonl into ``report``. Raises :class:`TargetUnavailable` when the target cannot be used."""
+    from conformance.expectations import apply_expectations
+    from conformance.context import RunContext
     from conformance.machine import run_machine
-    from conformance.sequences import run_sequences
-    from nfclease.target import TargetSpec
-    from reports.results import RunInfo, exit_code, print_results, write_junit, write_results
+    from conformance.sequences import SEQUENCES, run_sequences
+    from nfclease.usage import target_problem
+    from reports.results import RunInfo, write_junit, write_results
 
-    console = Console()
-    profile = PROFILES[getattr(args, "profile", None) or "smoke"]
-    seed = args.seed if getattr(args, "seed", None) is not None else random.randrange(2 ** 31)
-    report = Path(getattr(args, "report", None) or "nfclease-report")
-    try:
-        expectations = load_expectations(args.expectations) if getattr(args, "expectations", None) else {}
-        source = str(expectations_path(args.expectations)) if expectations else ""
-        spec = TargetSpec.parse(getattr(args, "target", None), insecure=True if getattr(args, "insecure", False) else None,
-                                thumbprint=getattr(args, "thumbprint", None))
-    except (ExpectationError, ValueError, OSError) as exc:
-        print(f"nfclease conform: {exc}", file=sys.stderr)
-        return 2
+    watcher = watcher or Watcher()
     allow_expiry = True if getattr(args, "allow_expiry", False) else None  # None: the budget decides
     expiry_budget = getattr(args, "expiry_budget", None)
-    if expiry_budget is not None and not expiry_budget >= 0:
-        print(f"nfclease conform: --expiry-budget {expiry_budget:g} is not a number of seconds >= 0 "
-              "(0 never waits for expiry)", file=sys.stderr)
-        return 2
-    console.print(f"nfclease conform: target [bold]{spec.display_url}[/], profile {profile.name} "
-                  f"(>= {profile.steps} steps), seed {seed}, report {report}/")
     started = time.monotonic()
     broke: str | None = None
     steps = 0
@@ -151,8 +162,10 @@ def run(args: argparse.Namespace) -> int:
                              expiry_budget_source=("the --expiry-budget" if expiry_budget is not None
                                                    else f"the {profile.name} profile's"))
             try:
-                run_sequences(ctx)
-                steps = run_machine(ctx, profile, seed)
+                for name in watcher.sequences(list(SEQUENCES)):
+                    run_sequences(ctx, [name])
+                with watcher.machine(ctx, profile.steps):
+                    steps = run_machine(ctx, profile, seed)
             except Exception as exc:  # the run broke off: report what was judged, and why it stopped
                 broke = f"{type(exc).__name__}: {exc}"
                 traceback.print_exc()
@@ -162,25 +175,68 @@ def run(args: argparse.Namespace) -> int:
             results = finalize(ctx)
             notes = list(ctx.notes)
     except Exception as exc:  # the target could not be started or reached
-        print(f"nfclease conform: cannot use target {spec.display_url}: {type(exc).__name__}: {exc}",
-              file=sys.stderr)
-        return 2
+        raise TargetUnavailable(target_problem(exc, spec.display_url)) from exc
     info.duration_s = time.monotonic() - started
     if expectations:
         results = apply_expectations(results, expectations, source)
     write_results(report, results, info)
     write_junit(report / "junit.xml", results, info)
-    print_results(results, console=console,
+    return ConformanceRun(results, info, notes, steps, broke)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
+    """The target spec, the expectations and their source file, from the command line.
+
+    Raises ValueError/OSError/ExpectationError naming what is wrong."""
+    from conformance.expectations import expectations_path, load_expectations
+    from nfclease.target import TargetSpec
+
+    expectations = load_expectations(args.expectations) if getattr(args, "expectations", None) else {}
+    source = str(expectations_path(args.expectations)) if expectations else ""
+    spec = TargetSpec.parse(getattr(args, "target", None), insecure=True if getattr(args, "insecure", False) else None,
+                            thumbprint=getattr(args, "thumbprint", None))
+    expiry_budget = getattr(args, "expiry_budget", None)
+    if expiry_budget is not None and not expiry_budget >= 0:
+        raise ValueError(f"--expiry-budget {expiry_budget:g} is not a number of seconds >= 0 "
+                         "(0 never waits for expiry)")
+    return spec, expectations, source
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from conformance.expectations import ExpectationError
+    from conformance.context import PROFILES
+    from nfclease.usage import fail
+    from reports.results import exit_code, print_results
+
+    console = Console()
+    profile = PROFILES[getattr(args, "profile", None) or "smoke"]
+    seed = args.seed if getattr(args, "seed", None) is not None else random.randrange(2 ** 31)
+    report = Path(getattr(args, "report", None) or "nfclease-report")
+    try:
+        spec, expectations, source = prepare(args)
+    except (ExpectationError, ValueError, OSError) as exc:
+        return fail("nfclease conform", str(exc))
+    console.print(f"nfclease conform: target [bold]{spec.display_url}[/], profile {profile.name} "
+                  f"(>= {profile.steps} steps), seed {seed}, report {report}/")
+    try:
+        done = execute(spec, args, profile=profile, seed=seed, report=report, expectations=expectations,
+                       source=source)
+    except TargetUnavailable as exc:
+        return fail("nfclease conform", str(exc))
+    info = done.info
+    print_results(done.results, console=console,
                   title=f"HttpNfcLease conformance: {info.product} (API {info.api_version})")
-    for note in notes:
+    for note in done.notes:
         console.print(f"[dim]note: {note}[/]")
-    console.print(f"{steps} machine steps + direct sequences in {info.duration_s:.1f} s; "
+    console.print(f"{done.steps} machine steps + direct sequences in {info.duration_s:.1f} s; "
                   f"seed {seed} (--seed {seed} replays the same programs); wrote {report}/results.json, "
                   f"{report}/junit.xml, {report}/history.jsonl")
-    if broke:
-        console.print(f"[bold red]the run broke off: {broke}[/]")
+    if done.broke:
+        console.print(f"[bold red]the run broke off: {done.broke}[/]")
         return 1
-    return exit_code(results)
+    return exit_code(done.results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,13 +33,13 @@ import locust  # noqa: F401  (gevent's monkey-patching first, before any socket 
 import argparse
 import contextlib
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
+from load.duration import parse_duration  # noqa: F401  (nfclease load --duration; re-exported)
 from load.figures import MB
 from load.gate import Baseline, combine, compare, parse_tolerance, print_table, regressions
 from load.report import plot, write_load_json, write_locust_reports
@@ -50,19 +50,6 @@ from load.shapes import StepShape, doubling_steps
 
 DEFAULT_SIM_LEASE_TIMEOUT = 3.0
 OPTIONS_ENV = "NFCLEASE_LOAD_OPTIONS"
-
-
-def parse_duration(text: str | float) -> float:
-    """``30s``, ``2m``, ``1m30s``, ``1h``, ``45`` (seconds) -> seconds."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", text)
-    if not parts or "".join(f"{n}{u}" for n, u in parts) != text.replace(" ", ""):
-        raise ValueError(f"duration {text!r}: use e.g. 30s, 2m, 1m30s, 1h")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
 
 
 def options_from(args: argparse.Namespace, env: dict[str, str] | None = None) -> LoadOptions:

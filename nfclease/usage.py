@@ -35,3 +35,31 @@ def one_line_errors(parser: argparse.ArgumentParser) -> None:
         raise SystemExit(USAGE_EXIT)
 
     parser.error = types.MethodType(error, parser)  # type: ignore[method-assign]
+
+
+def target_problem(exc: BaseException, where: str) -> str:
+    """One sentence for why a target could not be used, and what to do about it."""
+    import socket
+    import ssl
+
+    name = type(exc).__name__
+    text = " ".join(str(getattr(exc, "msg", None) or exc).split())[:300]
+    if name.endswith("InvalidLogin") or name.endswith("NotAuthenticated"):
+        return (f"{where}: the login was refused (wrong user name or password); check the credentials in the "
+                "URL or GOVC_USERNAME/GOVC_PASSWORD")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"{where}: its TLS certificate is not trusted ({exc.verify_message or text}); pin it with "
+                "--thumbprint SHA1 or SHA256, add its CA to the system's, or opt out with --insecure")
+    if isinstance(exc, ssl.SSLError):
+        return f"{where}: the TLS handshake was refused ({text}); check --thumbprint, or opt out with --insecure"
+    if isinstance(exc, (ConnectionError, socket.timeout, socket.gaierror, TimeoutError)):
+        reason = getattr(exc, "strerror", None) or text or name
+        return (f"cannot reach {where}: {reason}; check the host and port, or start the target "
+                "(nfclease sim, or --target sim)")
+    if name == "VcsimError":
+        return f"vcsim could not start: {text}; build it with tools/build-vcsim"
+    if isinstance(exc, ValueError):
+        return f"{where}: {text}"
+    if isinstance(exc, OSError):
+        return f"cannot use {where}: {exc.strerror or text}; check the URL and that the target is up"
+    return f"cannot use target {where}: {name}: {text}"
