@@ -142,12 +142,6 @@ def print_scenarios() -> None:
         print(f"{scenario.name:22} {scenario.breaks}\n{'':22} correct client: {scenario.correct}")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from nfclease.quickstart import run
-
-    return run(args)
-
-
 def cmd_conform(args: argparse.Namespace) -> int:
     from conformance.cli import run
 
@@ -181,15 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nfclease {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="the main job: start the simulator (or use --target), import and "
-                                     "export disks through leases, and report")
-    run.add_argument("--target", default=None, help=TARGET_HELP)
-    run.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
-    run.add_argument("--thumbprint", help="pin the target's certificate (SHA-1 or SHA-256 thumbprint)")
-    run.add_argument("--report", default=None, help="directory for results.json, history and reports")
-    run.add_argument("--disk-mib", type=int, default=16, help="size of the disk imported (MiB)")
-    add_sim_arguments(run)
-    run.set_defaults(func=cmd_run)
+    _register(sub, "run", "nfclease.runjob", "the main job: conformance at a profile, a short load run, "
+              "and one HTML report (starts the simulator unless --target)")
 
     sim = sub.add_parser("sim", help="serve the embedded simulator until interrupted")
     sim.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback: 127.0.0.1 or ::1)")

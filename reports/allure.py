@@ -16,6 +16,7 @@ Status mapping: PASS -> passed, FAIL/XPASS -> failed, XFAIL -> skipped
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from pathlib import Path
@@ -43,9 +44,76 @@ def _result(entry: Mapping[str, Any], run_info: Mapping[str, Any], now_ms: int) 
         statusDetails=details, start=now_ms, stop=now_ms,
         labels=[Label("suite", target), Label("feature", clause.split(".")[0]), Label("story", clause),
                 Label("severity", _SEVERITY.get(str(entry.get("level")), "normal")),
-                Label("tag", status), Label("framework", "nfclease")],
+                Label("tag", status), Label("framework", "nfclease"), *clause_labels(
+                    clause, str(entry.get("level") or ""), str(run_info.get("api_version") or ""), target)],
         links=[Link(type="link", url=f"{CLAUSES_DOC}#{clause.replace('.', '')}", name="clause")],
         titlePath=["conformance", target])
+
+
+def clause_labels(clause: str, level: str, api_version: str, target: str) -> list[Label]:
+    """The labels every clause's result carries, from ``nfclease run`` and from pytest alike."""
+    return [Label("clause", clause), Label("level", level), Label("api_version", api_version),
+            Label("target", target)]
+
+
+# Allure applies the first category whose statuses and message match (the regex must match the
+# whole message). A target that broke (connection reset, 5xx) is told apart from a clause it
+# broke; an exception in the suite's own code is "broken" in pytest; XFAIL is a listed deviation.
+CATEGORIES = [
+    {"name": "Target errors (connection reset, 5xx)", "matchedStatuses": ["failed", "broken"],
+     "messageRegex": r"(?s).*(net\.[A-Za-z]+|ConnectionReset|RemoteDisconnected|BrokenPipe|http\.5\d\d"
+                     r"|HTTP Error 5\d\d|the run broke off).*"},
+    {"name": "Expected deviations (XFAIL)", "matchedStatuses": ["skipped"],
+     "messageRegex": r"(?s).*(XFAIL|known deviation).*"},
+    {"name": "Stale expectations (XPASS: a listed deviation no longer happens)", "matchedStatuses": ["failed"],
+     "messageRegex": r"(?s).*XPASS.*"},
+    {"name": "Conformance violations", "matchedStatuses": ["failed"]},
+    {"name": "Suite errors", "matchedStatuses": ["broken"]},
+]
+
+
+def write_categories(directory: str | Path) -> Path:
+    """``categories.json``: how Allure sorts failures into the kinds above."""
+    path = Path(directory) / "categories.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(CATEGORIES, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def write_environment(directory: str | Path, run_info: Mapping[str, Any]) -> Path:
+    """``environment.properties``: the target's ``about`` (product, version, build, API) and the suite's version."""
+    import platform
+
+    import pyVmomi
+
+    from nfclease import __version__
+    from nfclease.redaction import redact_text
+
+    values = {key: run_info.get(key) for key in ("target", "product", "version", "build", "api_version",
+                                                   "profile", "seed")}
+    values.update({"suite": f"nfclease {__version__}", "pyvmomi": getattr(pyVmomi, "__version__", "?"),
+                   "python": platform.python_version()})
+    lines = [f"{key}={_property(redact_text(str(value)))}" for key, value in values.items() if value is not None]
+    path = Path(directory) / "environment.properties"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _property(value: str) -> str:
+    """A Java properties value: backslashes and line breaks escaped."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def write_allure_run(directory: str | Path, results: Iterable[Any], run_info: Mapping[str, Any]) -> Path:
+    """A conformance run's whole Allure directory: one result per clause, environment, categories."""
+    from reports.results import results_record
+
+    record = results_record(results, run_info)  # validated and scrubbed, as results.json
+    write_allure(directory, record["results"], record["run_info"])
+    write_environment(directory, record["run_info"])
+    write_categories(directory)
+    return Path(directory)
 
 
 def write_allure(directory: str | Path, results: Iterable[Mapping[str, Any] | Any],
@@ -72,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("outdir")
     args = parser.parse_args(argv)
     record = read_results(args.results)
-    write_allure(args.outdir, record["results"], record["run_info"])
+    write_allure_run(args.outdir, record["results"], record["run_info"])
     return 0
 
 
