@@ -52,8 +52,8 @@ def _result(entry: Mapping[str, Any], run_info: Mapping[str, Any], now_ms: int) 
 
 def clause_labels(clause: str, level: str, api_version: str, target: str) -> list[Label]:
     """The labels every clause's result carries, from ``nfclease run`` and from pytest alike."""
-    return [Label("clause", clause), Label("level", level), Label("api_version", api_version),
-            Label("target", target)]
+    pairs = (("clause", clause), ("level", level), ("api_version", api_version), ("target", target))
+    return [Label(name, value) for name, value in pairs if value]
 
 
 # Allure applies the first category whose statuses and message match (the regex must match the

@@ -29,3 +29,21 @@ def test_one_allure_result_per_clause_with_mapped_status(tmp_path: Path) -> None
     labels = {(l["name"], l["value"]) for l in by_name["complete.repeat"]["labels"]}
     assert ("feature", "complete") in labels and ("severity", "critical") in labels
     assert ("suite", "https://127.0.0.1:8989/sdk") in labels
+
+
+def test_a_run_directory_has_labels_environment_and_categories(tmp_path: Path) -> None:
+    from reports.allure import write_allure_run
+
+    info = {"target": "https://root:hunter2@127.0.0.1:8989/sdk", "product": "vcsim", "version": "6.5.0",
+            "build": "5973321", "api_version": "6.5", "profile": "ci", "seed": 3}
+    write_allure_run(tmp_path, RESULTS, info)
+    written = {r["name"]: r for r in (json.loads(p.read_text()) for p in tmp_path.glob("*-result.json"))}
+    labels = {(l["name"], l["value"]) for l in written["complete.repeat"]["labels"]}
+    assert {("clause", "complete.repeat"), ("level", "MUST"), ("api_version", "6.5")} <= labels
+    assert ("target", "https://root:***@127.0.0.1:8989/sdk") in labels
+    environment = (tmp_path / "environment.properties").read_text()
+    assert "product=vcsim" in environment and "build=5973321" in environment and "suite=nfclease " in environment
+    categories = [c["name"] for c in json.loads((tmp_path / "categories.json").read_text())]
+    assert categories[0].startswith("Target errors") and "Conformance violations" in categories
+    assert "Suite errors" in categories and any(c.startswith("Expected deviations") for c in categories)
+    assert all("hunter2" not in p.read_text() for p in tmp_path.iterdir())
