@@ -205,7 +205,9 @@ class TableJudging:
 
     def _note_activity(self, lease: LeaseModel, event: Event, case: str | None, obs: Observed | None = None) -> None:
         """Bookkeeping every call does, whatever its verdict."""
-        if event.call in T.MAY_RENEW and lease.possible & {T.READY, T.INITIALIZING, T.EXPIRED}:
+        # a call on a lease that may be held may have renewed it; one surely expired (possible is
+        # {expired} after the verdict) renewed nothing, and its expiry instant must stay put
+        if event.call in T.MAY_RENEW and lease.possible & {T.READY, T.INITIALIZING}:
             lease.renew_hi = max(lease.renew_hi if lease.renew_hi is not None else event.end, event.end)
         if event.call in T.MOVES_TRANSFER_PROGRESS:
             lease.last_percent = None

@@ -44,10 +44,48 @@ PROFILE_SECONDS = {"smoke": 240.0, "ci": 900.0}  # bound on one child run (it is
 
 #: deviation -> the clauses the suite must flag it under (any one of them kills it)
 EXPECTED: dict[str, tuple[str, ...]] = {
-    "complete_twice_ok": ("complete.repeat",),
+    # lifecycle, initializing
+    "done_without_complete": ("state.lifecycle",),
+    "deleted_lease_reappears": ("release.deleted",),
+    "ready_without_info": ("state.ready-info",),
+    "import_key_missing": ("state.ready-info",),
+    "init_progress_per_mille": ("state.init-progress",),
+    # timeout
     "no_timeout": ("timeout.expires",),
-    "manifest_wrong_sha1": ("manifest.entries",),
+    "timeout_early": ("timeout.alive",),
+    "timeout_from_acquisition": ("timeout.renewed",),
+    "lease_timeout_understated": ("timeout.expires",),
+    "timeout_wrong_fault": ("timeout.faults",),
+    "timeout_task_succeeds": ("timeout.task",),
+    "timeout_error_wrong_class": ("timeout.expires",),
+    # progress
+    "progress_range_unchecked": ("progress.range",),
+    "progress_rejects_100": ("progress.accepted",),
+    "transfer_progress_frozen": ("progress.transfer-progress",),
+    "transfer_progress_per_mille": ("progress.transfer-range", "progress.transfer-progress"),
+    # complete / abort
+    "complete_twice_ok": ("complete.repeat",),
+    "complete_repeat_wrong_fault": ("complete.repeat",),
+    "complete_task_fails": ("complete.done",),
+    "abort_twice_ok": ("abort.repeat",),
+    "abort_after_complete_ok": ("abort.after-complete",),
+    "abort_fault_lost": ("abort.fault-reported",),
+    "abort_leaves_ready": ("abort.error",),
+    # error property
+    "error_property_missing": ("state.error-property",),
+    "error_property_while_ready": ("state.error-property",),
+    # cleanup
+    "import_not_cleaned": ("import.cleanup",),
+    "import_not_cleaned_on_timeout": ("import.cleanup",),
+    "import_removed_on_complete": ("lock.power-on", "lock.migrate", "lock.destroy"),
+    # locks
     "locks_ignored": ("lock.power-on", "lock.destroy", "lock.migrate"),
+    "power_on_not_locked": ("lock.power-on",),
+    "destroy_not_locked": ("lock.destroy",),
+    "relocate_not_locked": ("lock.migrate",),
+    "locks_kept_after_release": ("lock.power-on", "lock.migrate", "lock.destroy"),
+    # manifest
+    "manifest_wrong_sha1": ("manifest.entries",),
 }
 
 
@@ -163,7 +201,14 @@ def run_one(name: str, profile: str, seed: int, report: Path) -> Row:
     if row.exit_code not in (0, 1):
         row.verdict, row.detail = "error", f"nfclease conform exited {row.exit_code}; see {out}/conform.log"
         return row
-    return judge_run(row, out)
+    row = judge_run(row, out)
+    broke = [line for line in (out / "conform.log").read_text(encoding="utf-8", errors="replace").splitlines()
+             if line.startswith("the run broke off")]
+    if broke:  # the suite itself gave up: whatever it judged, that is a bug of the suite
+        row.detail = f"{broke[-1]} (see {out}/conform.log)"
+        if row.deviation == CONTROL:
+            row.verdict = "error"
+    return row
 
 
 def run_matrix(names: Sequence[str], profile: str, seed: int, report: Path, jobs: int,

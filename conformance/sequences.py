@@ -88,7 +88,7 @@ def seq_export(d: Direct) -> None:
         d.call(lease.get_manifest)  # describes the downloads: the next one must match it
         d.call(lease.download, 0)
         if ctx.api_at_least("6.7"):
-            keys = [u.key for u in lease.device_urls()]
+            keys = [u.key for u in lease.device_urls()] or [BOGUS_KEY]  # a lease without info: still a call
             d.call(lease.set_manifest_checksum_type, {keys[0]: "md5"})
             d.call(lease.pull_from_urls, pull_files(ctx, lease, "good"), "good", 30.0)
             d.call(lease.read)
@@ -127,7 +127,7 @@ def seq_import(d: Direct) -> None:
         if not d.ready(lease):
             return
         urls = lease.device_urls()
-        if ctx.api_at_least("6.7"):
+        if ctx.api_at_least("6.7") and urls:  # (a ready lease without deviceUrl is a FAIL already)
             d.call(lease.set_manifest_checksum_type, {urls[0].key: "sha256", urls[-1].key: "sha1"})
             d.call(lease.set_manifest_checksum_type, {BOGUS_KEY: "sha1"})
         for url in urls:
@@ -311,11 +311,12 @@ def _expire(d: Direct, leases: list[S.LeaseSession], timeout: float) -> None:
     alive = d.call(first.read)
     d.call(last.progress, 20)
     renewed = ctx.lease_model(last.handle).renew_lo or time.monotonic()
-    # past the first timeout without renewal, still inside the renewed one
+    # past the first timeout without renewal, still surely inside the renewed one: late in that
+    # span, where a server whose Progress did not renew has expired the lease (timeout.renewed)
     acquired_last = ctx.lease_model(last.handle).acquired_at
     lo, hi = acquired_last + timeout - tol, renewed + timeout - tol
     if hi - lo > 0.2:
-        d.sleep_until(last, (lo + hi) / 2)
+        d.sleep_until(last, hi - (hi - lo) / 4)
         d.call(last.read)
     # clearly expired: a lease living on past the advertised timeout fails timeout.expires
     latest = max((ctx.lease_model(s.handle).renew_hi or 0.0) for s in leases)

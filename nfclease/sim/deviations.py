@@ -40,14 +40,58 @@ FAMILIES = ("lifecycle", "initializing", "timeout", "progress", "complete-abort"
             "manifest", "checksum", "pull", "transfer", "thumbprint", "fault-message", "undeclared-fault")
 
 _ENTRIES = (
-    # -- complete / abort
-    Deviation("complete_twice_ok", "complete-abort", "a second Complete succeeds instead of raising InvalidState"),
+    # -- lifecycle
+    Deviation("done_without_complete", "lifecycle",
+              "an import lease goes to done on its own once every file is uploaded, without Complete"),
+    Deviation("deleted_lease_reappears", "lifecycle",
+              "the first call after release answers ManagedObjectNotFound, later ones InvalidState again"),
+    # -- initializing
+    Deviation("ready_without_info", "initializing", "a ready lease shows no info until the first Progress"),
+    Deviation("import_key_missing", "initializing", "an import lease's deviceUrl entries carry an empty importKey"),
+    Deviation("init_progress_per_mille", "initializing", "initializeProgress counts 0-1000 instead of 0-100"),
     # -- timeout
     Deviation("no_timeout", "timeout", "a ready lease never expires"),
-    # -- manifest
-    Deviation("manifest_wrong_sha1", "manifest", "GetManifest reports a wrong sha1 for transferred files"),
+    Deviation("timeout_early", "timeout", "a lease expires after half of its advertised leaseTimeout"),
+    Deviation("timeout_from_acquisition", "timeout",
+              "the timeout counts from when the lease became ready: Progress does not renew it"),
+    Deviation("lease_timeout_understated", "timeout",
+              "info.leaseTimeout advertises half the real timeout: leases outlive it"),
+    Deviation("timeout_wrong_fault", "timeout",
+              "after expiry Complete, Abort, Progress and GetManifest raise InvalidState, not Timedout"),
+    Deviation("timeout_task_succeeds", "timeout", "an expired lease's task ends in success"),
+    Deviation("timeout_error_wrong_class", "timeout",
+              "an expired lease's error property is RequestCanceled, not Timedout"),
+    # -- progress and transferProgress
+    Deviation("progress_range_unchecked", "progress", "Progress accepts any percent, even < 0 or > 100"),
+    Deviation("progress_rejects_100", "progress", "Progress(100) is refused: the range check stops at 99"),
+    Deviation("transfer_progress_frozen", "progress", "transferProgress stays 0 whatever Progress sets"),
+    Deviation("transfer_progress_per_mille", "progress", "transferProgress shows 10x the percent Progress set"),
+    # -- complete / abort
+    Deviation("complete_twice_ok", "complete-abort", "a second Complete succeeds instead of raising InvalidState"),
+    Deviation("complete_repeat_wrong_fault", "complete-abort", "a second Complete raises Timedout, not InvalidState"),
+    Deviation("complete_task_fails", "complete-abort", "Complete ends the lease's task in error, not success"),
+    Deviation("abort_twice_ok", "complete-abort", "a second Abort succeeds instead of raising InvalidState"),
+    Deviation("abort_after_complete_ok", "complete-abort", "Abort of a completed lease succeeds"),
+    Deviation("abort_fault_lost", "complete-abort",
+              "the fault given to Abort is lost: the task's error is always RequestCanceled"),
+    Deviation("abort_leaves_ready", "complete-abort", "Abort is acknowledged but the lease stays ready"),
+    # -- error property
+    Deviation("error_property_missing", "error", "the error property stays unset in the error state"),
+    Deviation("error_property_while_ready", "error",
+              "a refused Progress leaves its fault in the error property of a lease still ready"),
+    # -- import cleanup
+    Deviation("import_not_cleaned", "cleanup", "an aborted import leaves its VM in the inventory"),
+    Deviation("import_not_cleaned_on_timeout", "cleanup",
+              "an import that timed out leaves its VM (only Abort cleans up)"),
+    Deviation("import_removed_on_complete", "cleanup", "Complete removes the VM the import created"),
     # -- locks
     Deviation("locks_ignored", "locks", "PowerOn, Destroy and Relocate of a covered VM are not refused"),
+    Deviation("power_on_not_locked", "locks", "PowerOn of a covered VM is not refused while the lease is held"),
+    Deviation("destroy_not_locked", "locks", "Destroy of a covered VM is not refused while the lease is held"),
+    Deviation("relocate_not_locked", "locks", "Relocate of a covered VM is not refused while the lease is held"),
+    Deviation("locks_kept_after_release", "locks", "covered VMs stay locked after Complete"),
+    # -- manifest
+    Deviation("manifest_wrong_sha1", "manifest", "GetManifest reports a wrong sha1 for transferred files"),
 )
 
 #: every deviation the simulator knows, by name

@@ -168,6 +168,8 @@ class Lease(MObject):
         self.released_at: float | None = None
         self.info: vim.HttpNfcLease.Info | None = None
         self._timer_at: float | None = None
+        self.progressed = False  # Progress was called at least once
+        self.gone_once = False  # deleted_lease_reappears: the one ManagedObjectNotFound was answered
         for vm in covered:
             manager.locks[vm.moid] = self
         self._arm(self.ready_at)
@@ -183,12 +185,18 @@ class Lease(MObject):
             now = time.monotonic()
             if self.state == "initializing" and now >= self.ready_at:
                 self._become_ready()
+            if self.state == "ready" and self.deviation("done_without_complete") and self.kind == "import" \
+                    and self.devices and all(d.complete and not d.busy for d in self.devices):
+                self._release("done", None)  # DELIBERATE DEVIATION: done once every file is uploaded
+                return
             if self.deviation("no_timeout"):  # DELIBERATE DEVIATION: never expires
                 return
             if self.state == "ready" and self.expires_at is not None and now >= self.expires_at:
                 self.expired = True
-                self._release("error", vim.fault.Timedout(
-                    msg=f"The lease timed out: no HttpNfcLeaseProgress within {self.timeout} s"))
+                fault = vim.fault.Timedout(msg=f"The lease timed out: no HttpNfcLeaseProgress within {self.timeout} s")
+                if self.deviation("timeout_error_wrong_class"):  # DELIBERATE DEVIATION
+                    fault = vmodl.fault.RequestCanceled(msg="The lease was cancelled")
+                self._release("error", fault)
 
     def _become_ready(self) -> None:
         injected = self.manager.hooks.init_failure(self)
@@ -209,7 +217,8 @@ class Lease(MObject):
 
     def renew(self, at: float | None = None) -> None:
         at = time.monotonic() if at is None else at
-        self.expires_at = at + self.timeout
+        # DELIBERATE DEVIATION timeout_early: the clock runs at half the advertised leaseTimeout
+        self.expires_at = at + (self.timeout / 2 if self.deviation("timeout_early") else self.timeout)
         self._arm(self.expires_at)
 
     def _arm(self, when: float) -> None:
@@ -227,24 +236,36 @@ class Lease(MObject):
 
     @property
     def initialize_progress(self) -> int:
+        scale = 10 if self.deviation("init_progress_per_mille") else 1  # DELIBERATE DEVIATION: 0-1000
         if self.state != "initializing":
-            return 100
+            return 100 * scale
         span = max(self.ready_at - self.born, 1e-9)
-        return min(99, int(100 * (time.monotonic() - self.born) / span))
+        return min(99, int(100 * (time.monotonic() - self.born) / span)) * scale
 
     # -- state changes ------------------------------------------------------------
     def _release(self, state: str, fault: vmodl.MethodFault | None) -> None:
         self.state = state
         self.released_at = time.monotonic()
         self.error = fault
+        keep_locks = state == "done" and self.deviation("locks_kept_after_release")  # DELIBERATE DEVIATION
         for vm in self.covered:
-            if self.manager.locks.get(vm.moid) is self:
+            if self.manager.locks.get(vm.moid) is self and not keep_locks:
                 del self.manager.locks[vm.moid]
         if state == "done":
-            self.task.succeed(self.entity.ref if self.kind == "import" else None)
+            if self.deviation("complete_task_fails"):  # DELIBERATE DEVIATION: the task ends in error
+                self.task.fail(vmodl.fault.SystemError(reason="completion failed", msg="completion failed"))
+            else:
+                self.task.succeed(self.entity.ref if self.kind == "import" else None)
+            if self.kind == "import" and self.deviation("import_removed_on_complete"):
+                self.manager.remove_created(self)  # DELIBERATE DEVIATION: the import is undone on Complete
         else:
-            self.task.fail(fault)
-            if self.kind == "import":
+            if self.expired and self.deviation("timeout_task_succeeds"):
+                self.task.succeed(None)  # DELIBERATE DEVIATION: an expired lease's task succeeds
+            else:
+                self.task.fail(fault)
+            kept = self.deviation("import_not_cleaned_on_timeout") if self.expired \
+                else self.deviation("import_not_cleaned")  # DELIBERATE DEVIATION: the import stays
+            if self.kind == "import" and not kept:
                 self.manager.remove_created(self)
         if self._on_done:
             self._on_done(self)
@@ -257,9 +278,17 @@ class Lease(MObject):
         self.advance()
         if self.state in ("initializing", "ready"):
             return
+        if self.deviation("deleted_lease_reappears") and not self.gone_once:
+            self.gone_once = True  # DELIBERATE DEVIATION: gone for one call, then back
+            raise SoapError(vmodl.fault.ManagedObjectNotFound(obj=self.ref),
+                            "The object has already been deleted or has not been completely created")
         if self.expired and expired_fault:
+            if self.deviation("timeout_wrong_fault"):  # DELIBERATE DEVIATION: InvalidState, not Timedout
+                raise invalid_state(f"{call}: the lease is no longer valid")
             raise timed_out(f"{call}: the lease timed out before this call")
         if self.state == "done":
+            if call == "HttpNfcLeaseComplete" and self.deviation("complete_repeat_wrong_fault"):
+                raise timed_out(f"{call}: the lease is over")  # DELIBERATE DEVIATION: Timedout, not InvalidState
             raise invalid_state(f"{call}: the lease has already been completed")
         raise invalid_state(f"{call}: the lease has already been aborted")
 
@@ -271,11 +300,16 @@ class Lease(MObject):
             # would be a deviation of its own, so a late Progress is a no-op.
             return
         self.check_live("HttpNfcLeaseProgress")
-        if not 0 <= percent <= 100:
-            raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="percent"),
-                            f"percent {percent} is outside 0-100")
-        if self.state == "ready":
-            self.renew()
+        # DELIBERATE DEVIATIONS: no range check at all; an off-by-one upper bound that refuses 100
+        top = 99 if self.deviation("progress_rejects_100") else 100
+        if not 0 <= percent <= top and not self.deviation("progress_range_unchecked"):
+            fault = vmodl.fault.InvalidArgument(invalidProperty="percent")
+            if self.deviation("error_property_while_ready"):
+                self.error = fault  # DELIBERATE DEVIATION: a refused call leaves its fault on the lease
+            raise SoapError(fault, f"percent {percent} is outside 0-{top}")
+        self.progressed = True
+        if self.state == "ready" and not self.deviation("timeout_from_acquisition"):
+            self.renew()  # (DELIBERATE DEVIATION timeout_from_acquisition: Progress does not renew)
         self.transfer_progress = percent
         self.task.set_progress(percent)
 
@@ -293,8 +327,13 @@ class Lease(MObject):
         self._release("done", None)
 
     def abort(self, fault: vmodl.MethodFault | None) -> None:
+        if (self.state == "error" and not self.expired and self.deviation("abort_twice_ok")) or (
+                self.state == "done" and self.deviation("abort_after_complete_ok")):
+            return  # DELIBERATE DEVIATION: Abort of a released lease succeeds
         self.check_live("HttpNfcLeaseAbort")
-        if fault is None:
+        if self.deviation("abort_leaves_ready") and self.state == "ready":
+            return  # DELIBERATE DEVIATION: acknowledged, but the lease stays ready
+        if fault is None or self.deviation("abort_fault_lost"):  # DELIBERATE DEVIATION: the fault given is lost
             fault = vmodl.fault.RequestCanceled(msg="The lease was aborted by the client")
         self._release("error", fault)
 
@@ -341,20 +380,38 @@ class Lease(MObject):
         return {
             "state": lambda: self.state,
             "initializeProgress": lambda: self.initialize_progress,
-            "info": lambda: self.info if self.state == "ready" else None,
-            "error": lambda: self.error if self.state == "error" else None,
-            "transferProgress": lambda: self.transfer_progress,
+            "info": lambda: self.info if self.state == "ready" and self._info_shown() else None,
+            "error": lambda: self._error_shown(),
+            "transferProgress": lambda: self._transfer_progress_shown(),
             "mode": lambda: self.mode,
             "capabilities": lambda: vim.HttpNfcLease.Capabilities(
                 pullModeSupported=self.kind == "import", corsSupported=False),
         }
+
+    def _info_shown(self) -> bool:
+        return self.progressed or not self.deviation("ready_without_info")  # DELIBERATE DEVIATION
+
+    def _error_shown(self) -> vmodl.MethodFault | None:
+        if self.deviation("error_property_missing"):
+            return None  # DELIBERATE DEVIATION: never set, even in error
+        if self.deviation("error_property_while_ready"):
+            return self.error  # DELIBERATE DEVIATION: whatever was stored, in any state
+        return self.error if self.state == "error" else None
+
+    def _transfer_progress_shown(self) -> int:
+        if self.deviation("transfer_progress_frozen"):
+            return 0  # DELIBERATE DEVIATION: Progress never shows
+        if self.deviation("transfer_progress_per_mille"):
+            return self.transfer_progress * 10  # DELIBERATE DEVIATION: 0-1000
+        return self.transfer_progress
 
     def device_url(self, device: Device) -> str:
         return f"https://{self.manager.url_host}/nfc/{self.ticket}/{device.name}"
 
     def _build_info(self) -> vim.HttpNfcLease.Info:
         urls = [vim.HttpNfcLease.DeviceUrl(
-            key=d.key, importKey=d.import_key, url=self.device_url(d),
+            key=d.key, importKey="" if self.deviation("import_key_missing") else d.import_key,
+            url=self.device_url(d),
             sslThumbprint=self.manager.thumbprint, disk=d.disk, targetId=d.target_id,
             datastoreKey=self.manager.datastore_key, fileSize=None if d.disk else d.file_size)
             for d in self.devices]
@@ -362,8 +419,14 @@ class Lease(MObject):
         return vim.HttpNfcLease.Info(
             lease=self.ref, entity=self.entity.ref, deviceUrl=urls,
             totalDiskCapacityInKB=sum(d.capacity_kb for d in self.devices if d.disk),
-            leaseTimeout=int(self.timeout) if self.timeout >= 1 else 1,
+            leaseTimeout=self._advertised_timeout(),
             hostMap=[vim.HttpNfcLease.DatastoreLeaseInfo(datastoreKey=self.manager.datastore_key, hosts=[host])])
+
+
+    def _advertised_timeout(self) -> int:
+        """info.leaseTimeout: whole seconds, at least 1 (DELIBERATE DEVIATION lease_timeout_understated: half)."""
+        timeout = self.timeout / 2 if self.deviation("lease_timeout_understated") else self.timeout
+        return max(1, int(timeout))
 
 
 class Clock:
@@ -436,7 +499,9 @@ class LeaseManager:
 
     def check_unlocked(self, vm: MObject, operation: str) -> None:
         """Refuse an operation on a VM covered by a held lease (TaskInProgress)."""
-        if self.config.deviates("locks_ignored"):
+        unlocked = {"PowerOn": "power_on_not_locked", "Destroy": "destroy_not_locked", "Relocate": "relocate_not_locked"}
+        if self.config.deviates("locks_ignored") or (
+                operation in unlocked and self.config.deviates(unlocked[operation])):
             return  # DELIBERATE DEVIATION: covered VMs are not locked
         lease = self.lock_holder(vm)
         if lease is not None:
