@@ -27,7 +27,7 @@ import random
 import sys
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -93,21 +93,9 @@ def open_conformance_target(spec: Any, args: argparse.Namespace) -> Iterator[Any
 
 def sim_config(args: argparse.Namespace) -> Any:
     """The simulator's config for a conformance run: short lease timeout, quick init, small disks."""
-    from nfclease.cli import sim_config_from
+    from nfclease.sim.options import sim_config_from
 
     return sim_config_from(args, **SIM_DEFAULTS)
-
-
-def finalize(ctx: Any) -> list[Any]:
-    """The model's per-clause results, NA messages made specific where the run knows why."""
-    from conformance.explain import explain_na
-
-    out = []
-    for r in ctx.model.verdicts.results():
-        if r.status == "NA":
-            r = replace(r, message=explain_na(r.clause, r.message, ctx))
-        out.append(r)
-    return out
 
 
 class TargetUnavailable(Exception):
@@ -143,6 +131,7 @@ def execute(spec: Any, args: argparse.Namespace, *, profile: Any, seed: int, rep
     history.jsonl into ``report``. Raises :class:`TargetUnavailable` when the target cannot be used."""
     from conformance.expectations import apply_expectations
     from conformance.context import RunContext
+    from conformance.explain import finalize
     from conformance.machine import run_machine
     from conformance.sequences import SEQUENCES, run_sequences
     from nfclease.usage import target_problem
@@ -239,11 +228,32 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(done.results)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nfclease conform``'s options (and the simulator's, for ``--target sim``)."""
+    from nfclease.sim.options import add_sim_arguments
+    from nfclease.usage import TARGET_HELP
+
+    parser.add_argument("--target", default=None, help=TARGET_HELP)
+    parser.add_argument("--profile", default="smoke", choices=["smoke", "ci", "thorough"])
+    parser.add_argument("--expectations", help="YAML file of known deviations of this target")
+    parser.add_argument("--report", default="nfclease-report", help="directory for results.json and JUnit XML")
+    parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default: random, printed)")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
+    parser.add_argument("--thumbprint", help="pin the target's certificate")
+    parser.add_argument("--allow-expiry", action="store_true",
+                        help="wait for leases to expire whatever the advertised leaseTimeout (about twice it); "
+                             "by default the expiry checks run when they fit the profile's expiry budget")
+    parser.add_argument("--expiry-budget", type=float, default=None, metavar="SECONDS",
+                        help="seconds the run may spend waiting for leases to expire (default: the profile's, "
+                             "smoke 10, ci 30, thorough 900)")
+    add_sim_arguments(parser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m conformance.cli`` = ``nfclease conform``."""
-    from nfclease.cli import build_parser
-
-    return run(build_parser().parse_args(["conform", *(argv or sys.argv[1:])]))
+    parser = argparse.ArgumentParser(prog="nfclease conform", description="Run the conformance suite against a target.")
+    add_arguments(parser)
+    return run(parser.parse_args(list(argv) if argv is not None else sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ The reasons come from the clause's own declaration (:attr:`Clause.needs`,
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from conformance.clauses import BY_ID
 from conformance.context import RunContext, unsupported
 
@@ -37,3 +40,13 @@ def explain_na(clause_id: str, message: str, ctx: RunContext) -> str:
     if "pull" in needs and not any(lm.pull_supported for lm in ctx.model.leases.values()):
         return "no lease offered pull mode (capabilities.pullModeSupported false or unread)"
     return message
+
+
+def finalize(ctx: RunContext) -> list[Any]:
+    """The model's per-clause results, NA messages made specific where the run knows why."""
+    out = []
+    for r in ctx.model.verdicts.results():
+        if r.status == "NA":
+            r = replace(r, message=explain_na(r.clause, r.message, ctx))
+        out.append(r)
+    return out

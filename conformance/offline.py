@@ -40,18 +40,26 @@ def check_history(path: str | Path, api_version: str | None = None,
     return model.feed_all(read_history(path))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Exit 0 when every clause is PASS, NA or XFAIL, 1 otherwise, 2 on bad input."""
-    parser = argparse.ArgumentParser(prog="nfclease check-history",
-                                     description="Replay a history (JSONL) through the reference model.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nfclease check-history``'s options."""
     parser.add_argument("history", help="history.jsonl written by a run")
     parser.add_argument("--api-version", help="the target's about.apiVersion (gates clauses)")
     parser.add_argument("--tolerance", type=float, help="expiry tolerance window in seconds")
     parser.add_argument("--expectations", help="expectations name or YAML path")
     parser.add_argument("--report", help="directory for results.json and junit.xml")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
-    args = parser.parse_args(argv)
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m conformance.offline`` = ``nfclease check-history``."""
+    parser = argparse.ArgumentParser(prog="nfclease check-history",
+                                     description="Replay a history (JSONL) through the reference model.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when every clause is PASS, NA or XFAIL, 1 otherwise, 2 on bad input."""
     from conformance.expectations import ExpectationError, apply_expectations, expectations_path, load_expectations
     from reports.results import RunInfo, exit_code, print_results, results_record, write_junit, write_results
 

@@ -143,7 +143,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     from rich.console import Console
 
-    from conformance.cli import finalize
+    from conformance.explain import finalize
     from conformance.expectations import apply_expectations, load_expectations
     from reports.results import RunInfo, print_results, write_junit, write_results
 

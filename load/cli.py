@@ -94,7 +94,7 @@ def reach_target(args: argparse.Namespace) -> Iterator[Reach]:
     """Start the simulator or vcsim when asked; yield how to reach the target."""
     target = getattr(args, "target", None) or os.environ.get("GOVC_URL") or "sim"
     if target == "sim":
-        from nfclease.cli import sim_config_from
+        from nfclease.sim.options import sim_config_from
         from nfclease.sim import Simulator
         from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER
 
@@ -272,10 +272,40 @@ def run(args: argparse.Namespace) -> int:
     return rc
 
 
-def main(argv: list[str] | None = None) -> int:
-    from nfclease.cli import build_parser
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``nfclease load``'s options (and the simulator's, for ``--target sim``)."""
+    from nfclease.sim.options import add_sim_arguments
+    from nfclease.usage import TARGET_HELP
 
-    return run(build_parser().parse_args(["load", *(argv if argv is not None else sys.argv[1:])]))
+    parser.add_argument("--target", default=None, help=TARGET_HELP)
+    parser.add_argument("--scenario", action="append", default=None,
+                        help="import-upload, export-download, churn, keepalive, timeout-probe, mixed "
+                             "(repeatable; NAME:WEIGHT sets a weight)")
+    parser.add_argument("--users", type=int, default=4)
+    parser.add_argument("--spawn-rate", type=float, default=4.0)
+    parser.add_argument("--duration", default="30s")
+    parser.add_argument("--workers", type=int, default=0, help="run a Locust master with N local worker processes")
+    parser.add_argument("--report", default="nfclease-load")
+    parser.add_argument("--save-baseline", help="write this run's figures as a baseline file")
+    parser.add_argument("--baseline", help="compare with a baseline file and fail on a regression")
+    parser.add_argument("--tolerance", default="10%", help="allowed regression against the baseline")
+    parser.add_argument("--repeat", type=int, default=1, help="repeat the run and use medians (noise)")
+    parser.add_argument("--step-shape", action="store_true", help="step users up to find the knee")
+    parser.add_argument("--disk-mib", type=float, default=8, help="capacity of each imported disk (MiB)")
+    parser.add_argument("--disks", type=int, default=None, help="disks per import (default 1)")
+    parser.add_argument("--keepalive", type=float, default=None,
+                        help="seconds between Progress calls (default 2, as govmomi)")
+    parser.add_argument("--held-leases", type=int, default=None, help="keepalive scenario: leases each user holds")
+    parser.add_argument("--insecure", action="store_true")
+    parser.add_argument("--thumbprint")
+    add_sim_arguments(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m load.cli`` = ``nfclease load``."""
+    parser = argparse.ArgumentParser(prog="nfclease load", description="Run Locust load scenarios against a target.")
+    add_arguments(parser)
+    return run(parser.parse_args(argv if argv is not None else sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ EXAMPLE = textwrap.dedent("""\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from nfclease.cli import TARGET_HELP, add_sim_arguments
+    from nfclease.sim.options import add_sim_arguments
+    from nfclease.usage import TARGET_HELP
 
     parser.description = ("The main job: start the embedded simulator (or use --target), run the conformance "
                           "suite at a profile and a short load run, and write results.json, load.json, "
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     from conformance.cli import TargetUnavailable, execute, prepare
     from conformance.expectations import ExpectationError
-    from conformance.machine import PROFILES
+    from conformance.context import PROFILES
     from load.duration import parse_duration
     from reports.results import exit_code
 

@@ -63,3 +63,8 @@ def target_problem(exc: BaseException, where: str) -> str:
     if isinstance(exc, OSError):
         return f"cannot use {where}: {exc.strerror or text}; check the URL and that the target is up"
     return f"cannot use target {where}: {name}: {text}"
+
+
+#: ``--target``'s help, the same in every command that reaches a target.
+TARGET_HELP = ("sim (the embedded simulator), vcsim, or https://user:pass@host/sdk; "
+               "default: $GOVC_URL if set, else sim")

@@ -14,7 +14,7 @@ import math
 
 import pytest
 
-from conformance.cli import finalize
+from conformance.explain import finalize
 from conformance.expiry import ExpiryPolicy
 from conformance.context import PROFILES, RunContext
 from conformance.sequences import run_sequences

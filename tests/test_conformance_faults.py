@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance.cli import finalize
+from conformance.explain import finalize
 from conformance.context import RunContext
 from conformance.machine import FailedClause, run_machine
 from conformance.sequences import run_sequences
