@@ -123,10 +123,26 @@ def nfclease_run(pytestconfig: pytest.Config, target: Any, nfclease_profile: Any
                      expiry_budget_source=f"the {nfclease_profile.name} profile's")
     ctx.report_dir = directory  # type: ignore[attr-defined]
     setattr(pytestconfig, _RUN_KEY, ctx)
+    from reports.allure_steps import wire
+
+    ctx.allure_steps = wire(pytestconfig, ctx)  # type: ignore[attr-defined]  (None without --alluredir)
     try:
         yield ctx
     finally:
         ctx.close()
+
+
+@pytest.fixture(autouse=True)
+def _nfclease_allure(request: pytest.FixtureRequest) -> None:
+    """Under allure-pytest: each conformance test labelled (clause, level, API, target), its steps its own."""
+    if "nfclease_run" not in request.fixturenames or getattr(request.config.option, "allure_report_dir", None) is None:
+        return
+    ctx = request.getfixturevalue("nfclease_run")
+    if getattr(ctx, "allure_steps", None) is not None:
+        from reports.allure_steps import clause_labels
+
+        ctx.allure_steps.new_test()
+        clause_labels(request, ctx)
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +169,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         results = apply_expectations(results, load_expectations(name), str(name))
     info = RunInfo(**ctx.target.run_info(), profile=_opt(config, "--nfclease-profile") or "smoke")
     directory = getattr(ctx, "report_dir", None)
+    from reports.allure_steps import finish
+
+    finish(config, info.to_dict())
     if directory is not None:
         write_results(directory, results, info)
         write_junit(Path(directory) / "junit.xml", results, info)

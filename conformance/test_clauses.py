@@ -20,6 +20,7 @@ from conformance.explain import explain_na
 from conformance.sequences import SEQUENCE_OF, run_sequences
 from conformance.model import Model
 from conformance.verdicts import ClauseVerdicts
+from reports.allure_steps import verdict_step
 
 pytest_plugins = [] if "nfclease" in {ep.name for ep in importlib.metadata.entry_points(group="pytest11")} \
     else ["conformance.plugin"]
@@ -53,6 +54,7 @@ def test_clause(clause_id: str, direct_verdicts: Callable[[str], ClauseVerdicts]
     status, message = verdict.status, verdict.message
     if status == "NA":
         message = explain_na(clause_id, message, nfclease_run)
+    verdict_step(clause_id, status, message, verdict.repro)  # an Allure step under allure-pytest
     expected = nfclease_expectations.get(clause_id)
     if expected is not None and expected.status == "FAIL":
         if status == "FAIL":
