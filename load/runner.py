@@ -36,6 +36,7 @@ from locust.env import Environment
 from locust.runners import STATE_STOPPED, WORKER_REPORT_INTERVAL, MasterRunner
 
 from load.figures import Figures
+from nfclease.ovf import RUN_ID_ENV, run_id
 from load.scenarios import LoadOptions
 from load.knee import find_knee
 from load.shapes import StepShape
@@ -98,6 +99,7 @@ def _parsed_options(spec: RunSpec) -> argparse.Namespace:
 
 def _worker_env(spec: RunSpec) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault(RUN_ID_ENV, run_id())  # the workers' imports carry this run's prefix (nfclease clean)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     if spec.username:
         env[USERNAME_ENV] = spec.username

@@ -52,13 +52,14 @@ def _command_in(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
-    from nfclease import redaction
+    from nfclease import lifecycle, redaction
 
     redaction.install()  # no secret in any log line or traceback of any subcommand
     words = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(_command_in(words)).parse_args(words)
     func: Callable[[argparse.Namespace], int] = args.func
+    lifecycle.install()  # SIGTERM/SIGHUP unwind like Ctrl-C: what the run made is removed first
     try:
         return func(args)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return lifecycle.exit_code(exc)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,16 +32,40 @@ STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#st
 
 FileKind = Literal["nvram", "iso"]
 
-_RUN_ID = f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid() % 100000:05d}-{os.urandom(2).hex()}"
+#: a run's processes (Locust workers, children) share its id through this variable
+RUN_ID_ENV = "NFCLEASE_RUN_ID"
+_RUN_ID_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _run_id_of_this_process() -> tuple[str, str]:
+    """``(run id, name stem)``: inherited ids get the pid in the stem, so processes never clash."""
+    inherited = os.environ.get(RUN_ID_ENV, "")
+    if _RUN_ID_SHAPE.fullmatch(inherited):
+        return inherited, f"{inherited}-p{os.getpid()}"
+    made = f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid() % 100000:05d}-{os.urandom(2).hex()}"
+    return made, made
+
+
+_RUN_ID, _NAME_STEM = _run_id_of_this_process()
 _counter = itertools.count(1)
 _counter_lock = threading.Lock()
 
 
+def run_id() -> str:
+    """This run's id (shared with the processes it starts via ``NFCLEASE_RUN_ID``)."""
+    return _RUN_ID
+
+
+def run_prefix(run: str | None = None) -> str:
+    """``nfclease-<run id>-``: the start of the name of everything the run creates."""
+    return f"{PREFIX}{run or _RUN_ID}-"
+
+
 def unique_name(prefix: str = PREFIX) -> str:
-    """``nfclease-<run>-<n>``: unique per run and across concurrent runs."""
+    """``nfclease-<run>-<n>`` (``nfclease-<run>-p<pid>-<n>`` in a process that joined a run)."""
     with _counter_lock:
         n = next(_counter)
-    return f"{prefix}{_RUN_ID}-{n}"
+    return f"{prefix}{_NAME_STEM}-{n}"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
+from nfclease import lifecycle
 from nfclease.events import Event, EventStream, Outcome
 from nfclease.ovf import OvfDiskItem, OvfFileItem, OvfPackage, build_import_ovf, unique_name
 from nfclease.target import Target, WaitTimeout
@@ -795,9 +796,10 @@ def acquire_import(target: Target, stream: EventStream, disks: Sequence[int] = (
             found = package.by_href(file_item.path)
             if found is not None:
                 items[file_item.deviceId] = found
-        target.register_import_name(package.name)
-        lease = place.resource_pool.ImportVApp(spec=result.importSpec, folder=place.folder, host=place.host)
-        target.register_lease(lease)
+        with lifecycle.critical():  # a signal here would leave a lease nobody aborts
+            target.register_import_name(package.name)
+            lease = place.resource_pool.ImportVApp(spec=result.importSpec, folder=place.folder, host=place.host)
+            target.register_lease(lease)
         task = target.find_new_task(before, entity_name=package.name, kind="import")
         entity = task.info.entity if task is not None else None
         session = LeaseSession(target, stream, lease, kind="import", handle=handle, task=task,
@@ -816,8 +818,9 @@ def _export(target: Target, stream: EventStream, kind: Kind, entity: Any, covere
 
     def acquire() -> LeaseSession:
         before = target.recent_task_ids()
-        lease = start()
-        target.register_lease(lease)
+        with lifecycle.critical():  # a signal here would leave a lease nobody aborts
+            lease = start()
+            target.register_lease(lease)
         task = target.find_new_task(before, entity_moid=moid(entity), kind="export")
         return LeaseSession(target, stream, lease, kind=kind, handle=handle, entity=entity, task=task,
                             covered=covered, nfc=nfc)
@@ -862,7 +865,7 @@ def acquire_export_snapshot(target: Target, stream: EventStream, vm: Any | str |
     def start() -> Any:
         snap = snapshot if snapshot is not None else _current_snapshot(target, chosen)
         if snap is None:
-            info = target.wait_task(chosen.CreateSnapshot_Task(name=unique_name("nfclease-snap-"),
+            info = target.wait_task(chosen.CreateSnapshot_Task(name=unique_name() + "-snap",
                                                                description="made by nfclease for an export lease",
                                                                memory=False, quiesce=False))
             if str(info.state) != "success":

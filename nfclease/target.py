@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Literal, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
-from nfclease import redaction
+from nfclease import lifecycle, redaction
 from nfclease.redaction import redact_text
 from nfclease.transfer import NfcClient, make_ssl_context, normalize_thumbprint
 
@@ -574,6 +574,10 @@ class Target:
             self._closed = True
             created = list(self._created)
             sessions = list(self._sessions)
+        with lifecycle.critical():  # a signal waits until what the run made is gone
+            self._remove(created, sessions)
+
+    def _remove(self, created: list[_Created], sessions: list[Any]) -> None:
         try:
             for item in created:
                 if item.what == "lease":
