@@ -40,6 +40,9 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
               "simulator flagged under its expected clause?", chosen)
     _register(sub, "check-history", "conformance.offline", "replay a history.jsonl through the model offline", chosen)
     _register(sub, "judge-client", "conformance.judge_client", "grade recorded client sessions clause by clause", chosen)
+    _register(sub, "doctor", "nfclease.doctor", "read-only preflight of a target: version, clause families, "
+              "placement, privileges, lease timeout; creates nothing", chosen)
+    _register(sub, "clean", "nfclease.clean", "list (dry run) or remove (--yes) what runs left on a target", chosen)
     _register(sub, "report", "reports.cli", "several runs side by side: one HTML page and its Markdown twin", chosen)
     return parser
 

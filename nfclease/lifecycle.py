@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -47,7 +48,28 @@ def _handler(signum: int, _frame: object) -> None:
             _held.append(signum)
             return
         _held.clear()
-    raise Terminated(signum)
+    if not _thrown_to_main_greenlet(Terminated(signum)):
+        raise Terminated(signum)
+
+
+def _thrown_to_main_greenlet(exc: BaseException) -> bool:
+    """Under gevent (Locust) a signal lands in whichever greenlet runs; the run's ``finally`` is in
+    the main one. Throw it there from the hub (as gevent does with KeyboardInterrupt); True if so."""
+    if "gevent" not in sys.modules:
+        return False
+    import gevent
+    import greenlet
+
+    current = greenlet.getcurrent()
+    main = current
+    for _ in range(1000):
+        if main.parent is None:
+            break
+        main = main.parent
+    if current is main:
+        return False
+    gevent.get_hub().loop.run_callback(main.throw, exc)
+    return True
 
 
 def install() -> bool:

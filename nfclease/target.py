@@ -44,6 +44,19 @@ DEFAULT_SIM_USER = "nfclease"
 DEFAULT_SIM_PASSWORD = "nfclease"
 
 
+INSECURE_WARNING = ("TLS verification is OFF (--insecure / GOVC_INSECURE): anyone on the network path can "
+                    "read the password and the disks; pin the server with --thumbprint instead")
+_warned_insecure = False
+
+
+def warn_insecure() -> None:
+    """Say, once per process, that nothing about the server is verified."""
+    global _warned_insecure
+    if not _warned_insecure:
+        _warned_insecure = True
+        log.warning(INSECURE_WARNING)
+
+
 class WaitTimeout(Exception):
     """A client-side wait (task, lease readiness) ran out of time: the outcome is unknown.
 
@@ -71,6 +84,7 @@ class TargetSpec:
     resource_pool: str | None = None
     folder: str | None = None
     esx_host: str | None = None
+    cluster: str | None = None
 
     @classmethod
     def parse(
@@ -115,13 +129,15 @@ class TargetSpec:
             username=user,
             password=pw,
             insecure=insecure,
-            thumbprint=thumbprint,
+            thumbprint=thumbprint or known_host_thumbprint(env.get("GOVC_TLS_KNOWN_HOSTS"), parts.hostname,
+                                                           parts.port or 443),
             cafile=cafile or env.get("GOVC_TLS_CA_CERTS") or None,
             datacenter=env.get("GOVC_DATACENTER") or None,
             datastore=env.get("GOVC_DATASTORE") or None,
             resource_pool=env.get("GOVC_RESOURCE_POOL") or None,
             folder=env.get("GOVC_FOLDER") or None,
             esx_host=env.get("GOVC_HOST") or None,
+            cluster=env.get("GOVC_CLUSTER") or None,
         )
 
     @property
@@ -140,6 +156,23 @@ class TargetSpec:
 
     def __str__(self) -> str:
         return self.display_url
+
+
+def known_host_thumbprint(path: str | None, host: str, port: int) -> str | None:
+    """The thumbprint pinned for ``host[:port]`` in a govc ``GOVC_TLS_KNOWN_HOSTS`` file (``host thumbprint`` lines)."""
+    if not path:
+        return None
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise ValueError(f"GOVC_TLS_KNOWN_HOSTS={path}: cannot read it: {exc.strerror}") from exc
+    wanted = {f"{_bracket(host)}:{port}"} | ({host, _bracket(host)} if port == 443 else set())
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 2 and not fields[0].startswith("#") and fields[0] in wanted:
+            normalize_thumbprint(fields[1])
+            return fields[1]
+    return None
 
 
 def redact_url(url: str, username: str | None, password: str | None) -> str:
@@ -260,9 +293,14 @@ class Target:
 
         if self.spec.kind == "url" and self._password != DEFAULT_SIM_PASSWORD:  # that one names our objects
             redaction.remember(self._password)
-        si = SmartConnect(host=self._host, port=self._port, path=self._path, user=self._username,
-                          pwd=self._password, sslContext=self.ssl_context,
-                          httpConnectionTimeout=self.connect_timeout)
+        try:
+            si = SmartConnect(host=self._host, port=self._port, path=self._path, user=self._username,
+                              pwd=self._password, sslContext=self.ssl_context,
+                              httpConnectionTimeout=self.connect_timeout)
+        except ssl.SSLCertVerificationError as exc:  # fail closed, saying how to pin or trust
+            from nfclease.trust import untrusted
+
+            raise untrusted(exc, self._host, self._port, pinned=self.spec.thumbprint) from None
         redaction.remember_cookie(getattr(si._stub, "cookie", None))
         return si
 
@@ -361,6 +399,8 @@ class Target:
             pool = self._resolve(spec.resource_pool, vim.ResourcePool, [f"{dc_name}/host/", ""], dc)
         elif host is not None:
             pool = host.parent.resourcePool
+        elif spec.cluster:
+            pool = self._resolve(spec.cluster, vim.ComputeResource, [f"{dc_name}/host/", ""], dc).resourcePool
         else:
             compute = self._first(dc.hostFolder, vim.ComputeResource)
             pool = compute.resourcePool if compute is not None else None
@@ -584,7 +624,7 @@ class Target:
                     self._abort_lease(item.ref)
             for item in reversed(created):
                 if item.what == "snapshot":
-                    self._remove_snapshot(item.ref)
+                    self.remove_snapshot(item.ref)
             entities: dict[str, Any] = {}
             for item in created:
                 if item.what == "entity" and not item.done:
@@ -594,7 +634,7 @@ class Target:
                 for entity in self._find_named(names):
                     entities.setdefault(entity._moId, entity)
             for entity in entities.values():
-                self._destroy(entity)
+                self.destroy_entity(entity)
         finally:
             if self._nfc is not None:
                 self._nfc.close()
@@ -615,7 +655,8 @@ class Target:
         except Exception as exc:  # gone, expired, finished: nothing to undo
             self._note(f"lease {lease._moId}: {type(exc).__name__}")
 
-    def _remove_snapshot(self, snapshot: Any) -> None:
+    def remove_snapshot(self, snapshot: Any) -> None:
+        """Remove a snapshot (bounded by task_timeout); what happened goes to cleanup_log."""
         try:
             task = snapshot.RemoveSnapshot_Task(removeChildren=False)
             self.wait_task(task)
@@ -623,7 +664,8 @@ class Target:
         except Exception as exc:
             self._note(f"snapshot {snapshot._moId}: {type(exc).__name__}: {_message(exc)}")
 
-    def _destroy(self, entity: Any) -> None:
+    def destroy_entity(self, entity: Any) -> None:
+        """Power off and destroy a VM or vApp (bounded); what happened goes to cleanup_log."""
         from pyVmomi import vim
 
         try:
@@ -766,6 +808,8 @@ def open_target(
             user, password = spec.username, spec.password
             cafile, thumbprint = spec.cafile, spec.thumbprint
             url, server = spec.url or "", None
+        if spec.insecure:
+            warn_insecure()
         context = make_ssl_context(cafile=cafile, thumbprint=thumbprint, insecure=spec.insecure)
         target = Target(spec, url=url, username=user, password=password, ssl_context=context,
                         task_timeout=task_timeout, pinned=bool(thumbprint) and not spec.insecure, server=server)

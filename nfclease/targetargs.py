@@ -1,0 +1,59 @@
+"""Command-line options naming a target, how to trust it and where the suite may create things.
+
+Shared by ``nfclease doctor`` and ``nfclease clean`` (and any subcommand
+that wants the same flags): ``--target``, ``--ca-file``, ``--thumbprint``,
+``--insecure`` and the placement flags ``--datacenter``, ``--cluster``,
+``--host``, ``--resource-pool``, ``--datastore``, ``--folder``. A flag wins
+over its ``GOVC_*`` variable (``GOVC_DATACENTER``, ``GOVC_CLUSTER``,
+``GOVC_HOST``, ``GOVC_RESOURCE_POOL``, ``GOVC_DATASTORE``, ``GOVC_FOLDER``,
+``GOVC_TLS_CA_CERTS``, ``GOVC_TLS_KNOWN_HOSTS``, ``GOVC_INSECURE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from nfclease.target import TargetSpec
+
+TARGET_HELP = ("sim (the embedded simulator), vcsim, or https://user:pass@host/sdk; "
+               "default: $GOVC_URL if set, else sim")
+PLACEMENT = {  # flag dest -> TargetSpec field
+    "datacenter": "datacenter", "cluster": "cluster", "esx_host": "esx_host",
+    "resource_pool": "resource_pool", "datastore": "datastore", "folder": "folder",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, placement: bool = True) -> None:
+    """``--target`` and the TLS flags; with ``placement``, where imports go."""
+    group = parser.add_argument_group("target and trust")
+    group.add_argument("--target", default=None, help=TARGET_HELP)
+    group.add_argument("--ca-file", dest="ca_file", default=None,
+                       help="PEM bundle of CAs to trust (default: the system store; GOVC_TLS_CA_CERTS)")
+    group.add_argument("--thumbprint", default=None,
+                       help="pin the server certificate by its SHA-1 or SHA-256 thumbprint (GOVC_TLS_KNOWN_HOSTS)")
+    group.add_argument("--insecure", action="store_true",
+                       help="do not verify the server certificate at all (warned about; prefer --thumbprint)")
+    if not placement:
+        return
+    where = parser.add_argument_group("placement (only here does the suite create anything)")
+    where.add_argument("--datacenter", default=None, help="datacenter name or path (GOVC_DATACENTER)")
+    where.add_argument("--cluster", default=None, help="cluster whose root pool takes imports (GOVC_CLUSTER)")
+    where.add_argument("--host", dest="esx_host", default=None, help="ESXi host for imports (GOVC_HOST)")
+    where.add_argument("--resource-pool", dest="resource_pool", default=None,
+                       help="resource pool path or name (GOVC_RESOURCE_POOL)")
+    where.add_argument("--datastore", default=None, help="datastore name or path (GOVC_DATASTORE)")
+    where.add_argument("--folder", default=None, help="VM folder path or name (GOVC_FOLDER)")
+
+
+def spec_from_args(args: argparse.Namespace) -> TargetSpec:
+    """The :class:`TargetSpec` the flags describe (``ValueError`` naming what is wrong)."""
+    spec = TargetSpec.parse(getattr(args, "target", None), insecure=True if getattr(args, "insecure", False) else None,
+                            thumbprint=getattr(args, "thumbprint", None), cafile=getattr(args, "ca_file", None))
+    overrides = {field: getattr(args, dest) for dest, field in PLACEMENT.items() if getattr(args, dest, None)}
+    if overrides:
+        spec = replace(spec, **overrides)
+    return spec
+
+
+__all__ = ["TARGET_HELP", "add_arguments", "spec_from_args"]

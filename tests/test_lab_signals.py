@@ -1,0 +1,99 @@
+"""SIGINT and SIGTERM at several moments of a conformance run and of a load run (local and with 2
+Locust workers) leave nothing with the run's prefix and no held lease on the (shared, inspected)
+simulator, and the command exits 128 + the signal number."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from pyVim.connect import Disconnect
+
+from lab import ROOT, LabSim, history_lines, inspect, interrupt_when, lab_fixture
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[LabSim]:
+    yield from lab_fixture()
+
+
+class Watcher:
+    """One inspector session polling the simulator's running import/export tasks for a prefix."""
+
+    def __init__(self, lab: LabSim, prefix: str) -> None:
+        self.si = lab.connect()
+        self.prefix = prefix
+
+    def lease_held(self) -> bool:
+        tasks = self.si.RetrieveContent().taskManager.recentTask or []
+        return any(t.info.state == "running" and str(t.info.entityName or "").startswith(self.prefix) for t in tasks)
+
+    def close(self) -> None:
+        Disconnect(self.si)
+
+
+def _start(lab: LabSim, run_id: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "nfclease", *args, "--target", lab.target], cwd=ROOT,
+                            env=lab.env(run_id), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _assert_nothing_left(lab: LabSim, run_id: str, proc: subprocess.Popen[str], signum: int) -> None:
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, out[-3000:]
+    prefix = f"nfclease-{run_id}-"
+    seen = inspect(lab)
+    assert seen.named(prefix) == [], (seen.named(prefix), out[-3000:])
+    assert seen.running == [], (seen.running, out[-3000:])
+    assert "Traceback" not in out, out[-3000:]
+
+
+def _moments(report: Path, watcher: Watcher) -> dict[str, Callable[[], bool]]:
+    return {
+        "lease-held": watcher.lease_held,
+        "first-upload": lambda: any('"call": "Upload"' in line for line in history_lines(report / "history.jsonl")),
+        "mid-run": lambda: len(history_lines(report / "history.jsonl")) >= 120 and watcher.lease_held(),
+    }
+
+
+@pytest.mark.parametrize("signum,moment", [
+    (signal.SIGINT, "lease-held"), (signal.SIGTERM, "lease-held"),
+    (signal.SIGTERM, "first-upload"), (signal.SIGINT, "mid-run")])
+def test_conformance_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path, signum: int, moment: str) -> None:
+    run_id = f"sig-c-{uuid.uuid4().hex[:6]}"
+    watcher = Watcher(lab, f"nfclease-{run_id}-")
+    try:
+        proc = _start(lab, run_id, "conform", "--profile", "ci", "--report", str(tmp_path), "--seed", "7")
+        try:
+            interrupt_when(proc, _moments(tmp_path, watcher)[moment], signum)
+        except BaseException:
+            proc.kill()
+            raise
+    finally:
+        watcher.close()
+    _assert_nothing_left(lab, run_id, proc, signum)
+
+
+@pytest.mark.parametrize("signum,workers", [(signal.SIGINT, 0), (signal.SIGTERM, 0), (signal.SIGTERM, 2),
+                                            (signal.SIGINT, 2)])
+def test_load_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path, signum: int, workers: int) -> None:
+    run_id = f"sig-l{workers}-{uuid.uuid4().hex[:6]}"
+    watcher = Watcher(lab, f"nfclease-{run_id}-")
+    args: list[Any] = ["load", "--scenario", "import-upload", "--scenario", "keepalive", "--users", "4",
+                       "--duration", "60s", "--disk-mib", "2", "--report", str(tmp_path), "--workers", str(workers)]
+    try:
+        proc = _start(lab, run_id, *args)
+        try:
+            interrupt_when(proc, watcher.lease_held, signum)
+        except BaseException:
+            proc.kill()
+            raise
+    finally:
+        watcher.close()
+    _assert_nothing_left(lab, run_id, proc, signum)
