@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for finding in findings:
         print(finding.line())
-    failed = [f for f in findings if not f.ok]
+    failed = [f for f in findings if f.ok is False]
     print(f"{len(failed)} problem(s)" if failed else "ready for a run")
     return 1 if failed else 0
 

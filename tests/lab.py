@@ -46,8 +46,8 @@ class LabSim:
     def env(self, run_id: str | None = None, **extra: str) -> dict[str, str]:
         """An environment trusting the simulator's CA (as GOVC_TLS_CA_CERTS), with a known run id."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GOVC_") and k != "NFCLEASE_RUN_ID"}
-        env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-                   GOVC_TLS_CA_CERTS=self.cafile, **extra)
+        env.update({"PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                    "GOVC_TLS_CA_CERTS": self.cafile, **extra})
         if run_id:
             env["NFCLEASE_RUN_ID"] = run_id
         return env
