@@ -17,7 +17,7 @@ from pyVmomi import VmomiSupport, vim
 
 from nfclease.sim.leases import Lease
 from nfclease.sim.world import (
-    ClusterComputeResource, Datacenter, Datastore, Disk, Folder, HostSystem, MObject, ResourcePool,
+    ClusterComputeResource, Datacenter, Datastore, Disk, Folder, HostSystem, MObject, Network, ResourcePool,
     Session, Snapshot, VirtualApp, VirtualMachine, World, now_utc,
 )
 from nfclease.vmdk import ContentPattern, StreamOptimizedDisk
@@ -104,6 +104,7 @@ class Inventory:
         ds_dir = self.storage / "LocalDS_0"
         ds_dir.mkdir(parents=True, exist_ok=True)
         self.datastore = dc.datastore_folder.add(Datastore(w, "LocalDS_0", ds_dir))
+        self.network = dc.network_folder.add(Network(w, None, "VM Network"))
         cluster = dc.host_folder.add(ClusterComputeResource(w, "DC0_C0"))
         for index in range(2):
             host = HostSystem(w, None, f"DC0_C0_H{index}")

@@ -20,6 +20,7 @@ Every way a request can be wrong maps to the fault a real server answers with
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from xml.parsers.expat import ExpatError, ParserCreate
@@ -272,12 +273,26 @@ _ENVELOPE_START = ('<?xml version="1.0" encoding="UTF-8"?>\n'
 _ENVELOPE_END = SoapAdapter.SOAP_BODY_END + SoapAdapter.SOAP_ENVELOPE_END
 
 
+# pyVmomi's serializer types a reference in an ``anyType`` slot (a DynamicProperty's
+# val, a Change's val) ``xsi:type="ManagedObject"``, a name only pyVmomi reads; the
+# WSDL's, which vCenter sends and Go's strict decoder requires, is ManagedObjectReference.
+_MOREF_XSI_TYPE = re.compile(r'(type="(?:[A-Za-z0-9]+:)?(?:ArrayOf)?ManagedObject)"')
+
+
+def wsdl_morefs(xml: str) -> str:
+    """Rename pyVmomi's ``ManagedObject`` xsi:types to the WSDL's ``ManagedObjectReference``.
+
+    Element text is escaped (``"`` is ``&quot;``), so only attributes match.
+    """
+    return _MOREF_XSI_TYPE.sub(r'\1Reference"', xml) if "ManagedObject\"" in xml else xml
+
+
 def encode_response(method: str, result: Any, result_type: type, version: str) -> bytes:
     """Serialise ``result`` as the ``<methodResponse>`` of ``method``."""
     parts = [_ENVELOPE_START, f'<{method}Response xmlns="{VmomiSupport.GetWsdlNamespace(version)}">']
     if result is not None:
         info = Object(name="returnval", type=result_type, version=version, flags=F_OPTIONAL)
-        parts.append(SoapAdapter.SerializeToStr(result, info, version, _ns_map(version)))
+        parts.append(wsdl_morefs(SoapAdapter.SerializeToStr(result, info, version, _ns_map(version))))
     parts.append(f"</{method}Response>")
     parts.append(_ENVELOPE_END)
     return "".join(parts).encode("utf-8")

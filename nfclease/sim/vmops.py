@@ -30,6 +30,7 @@ class VmOperations:
                                                   msg="The virtual machine is already powered on"))
         else:
             this.power_state = "poweredOn"
+            this.boot_time = task.info.startTime
             task.succeed(None)
         return task.ref
 
@@ -40,6 +41,7 @@ class VmOperations:
                                                   msg="The virtual machine is already powered off"))
         else:
             this.power_state = "poweredOff"
+            this.boot_time = None
             task.succeed(None)
         return task.ref
 

@@ -53,6 +53,8 @@ class MObject:
         if self.name:
             props["name"] = lambda: self.name
         props["parent"] = lambda: self.parent.ref if self.parent else None
+        if isinstance(self.ref, vim.ManagedEntity):
+            props.update(entity_properties(self))
         return props
 
     def get(self, path: str, props: dict[str, Callable[[], Any]] | None = None) -> Any:
@@ -64,6 +66,8 @@ class MObject:
         head, _, rest = path.partition(".")
         getter = (self.properties() if props is None else props).get(head)
         if getter is None:
+            if declared(self, head):
+                return None  # a property of the type the simulator leaves unset, as vCenter leaves many
             raise SoapError(vmodl.query.InvalidProperty(name=path),
                             f"{self.type_name} has no property {head!r}")
         value = getter()
@@ -79,6 +83,28 @@ class MObject:
 
     def __repr__(self) -> str:
         return f"<{self.type_name} {self.moid} {self.name!r}>"
+
+
+def declared(obj: MObject, name: str) -> bool:
+    """Whether ``name`` is a property of ``obj``'s vim type."""
+    try:
+        type(obj.ref)._GetPropertyInfo(name)
+    except (AttributeError, KeyError):
+        return False
+    return True
+
+
+def entity_properties(obj: MObject) -> dict[str, Callable[[], Any]]:
+    """What every ManagedEntity has: status, its recent tasks, and empty permission and alarm lists."""
+    return {
+        "overallStatus": lambda: "green", "configStatus": lambda: "green",
+        "recentTask": lambda: [t.ref for t in obj.world.recent_tasks
+                               if t.info.entity is not None and t.info.entity._moId == obj.moid
+                               and t.info.state in ("queued", "running")],
+        "alarmActionsEnabled": lambda: True, "effectiveRole": lambda: [-1],
+        "configIssue": list, "permission": list, "disabledMethod": list, "declaredAlarmState": list,
+        "triggeredAlarmState": list, "tag": list, "customValue": list, "value": list, "availableField": list,
+    }
 
 
 class Folder(MObject):
@@ -133,6 +159,7 @@ class Datacenter(MObject):
             datastoreFolder=lambda: self.datastore_folder.ref,
             networkFolder=lambda: self.network_folder.ref,
             datastore=lambda: [d.ref for d in self.datastore_folder.entries],
+            network=lambda: [n.ref for n in self.network_folder.entries],
         )
         return props
 
@@ -148,13 +175,24 @@ class Datastore(MObject):
         self.directory = directory
 
     def properties(self):
+        from nfclease.sim.infra_properties import datastore_properties
         props = super().properties()
-        props["summary"] = lambda: vim.Datastore.Summary(
-            datastore=self.ref, name=self.name, url=f"ds:///vmfs/volumes/{self.moid}/",
-            capacity=1 << 40, freeSpace=1 << 39, accessible=True, type="VMFS",
-            multipleHostAccess=True)
-        props["host"] = lambda: []
-        props["vm"] = lambda: [vm.ref for vm in self.world.all_of(VirtualMachine)]
+        props.update(datastore_properties(self))
+        return props
+
+
+class Network(MObject):
+    """A standard port group: what a VM's NIC backing names."""
+
+    type_name = "Network"
+
+    def properties(self):
+        props = super().properties()
+        vms = lambda: [vm for vm in self.world.all_of(VirtualMachine) if self.name in vm.nics]  # noqa: E731
+        props["vm"] = lambda: [vm.ref for vm in vms()]
+        props["host"] = lambda: [h.ref for h in self.world.all_of(HostSystem)]
+        props["summary"] = lambda: vim.Network.Summary(network=self.ref, name=self.name, accessible=True,
+                                                       ipPoolName="")
         return props
 
 
@@ -162,9 +200,9 @@ class HostSystem(MObject):
     type_name = "HostSystem"
 
     def properties(self):
+        from nfclease.sim.infra_properties import host_properties
         props = super().properties()
-        props["vm"] = lambda: [vm.ref for vm in self.world.all_of(VirtualMachine) if vm.host is self]
-        props["datastore"] = lambda: [d.ref for d in self.world.all_of(Datastore)]
+        props.update(host_properties(self))
         return props
 
 
@@ -184,6 +222,8 @@ class ResourcePool(MObject):
             resourcePool=lambda: [p.ref for p in self.pools],
             vm=lambda: [v.ref for v in self.vms],
         )
+        from nfclease.sim.infra_properties import pool_properties
+        props.update(pool_properties(self))
         return props
 
     def children(self):
@@ -222,6 +262,8 @@ class ClusterComputeResource(MObject):
             resourcePool=lambda: self.pool.ref,
             datastore=lambda: [d.ref for d in self.world.all_of(Datastore)],
         )
+        from nfclease.sim.infra_properties import cluster_properties
+        props.update(cluster_properties(self))
         return props
 
     def children(self):
@@ -248,28 +290,23 @@ class VirtualMachine(MObject):
         self.datastore = datastore
         self.disks: list[Disk] = disks or []
         self.power_state = "poweredOff"
+        self.boot_time: datetime.datetime | None = None
         self.snapshots: list[Snapshot] = []
         self.uuid = str(uuid.uuid4())
+        self.instance_uuid = str(uuid.uuid4())
+        # the hardware and settings config.* shows (nfclease.sim.vm_properties)
+        self.num_cpu, self.memory_mb, self.guest_id = 1, 32, "otherGuest64"
+        self.nics: list[str] = ["VM Network"]  # the network each NIC is on
+        self.annotation = ""
+        self.extra_config: dict[str, str] = {}
+        self.created = self.modified = now_utc()
 
     def properties(self):
+        from nfclease.sim import vm_properties
         props = super().properties()
-        props.update(
-            runtime=lambda: vim.vm.RuntimeInfo(
-                connectionState="connected", powerState=self.power_state,
-                host=self.host.ref if self.host else None,
-                faultToleranceState="notConfigured", toolsInstallerMounted=False,
-                numMksConnections=0, recordReplayState="inactive", onlineStandby=False,
-                consolidationNeeded=False),
-            resourcePool=lambda: self.pool.ref if self.pool else None,
-            datastore=lambda: [self.datastore.ref],
-            snapshot=self._snapshot_info,
-            summary=lambda: vim.vm.Summary(
-                vm=self.ref, runtime=props["runtime"](),
-                config=vim.vm.Summary.ConfigSummary(
-                    name=self.name, template=False, vmPathName=f"[{self.datastore.name}] {self.name}/{self.name}.vmx",
-                    uuid=self.uuid, numVirtualDisks=len(self.disks)),
-                quickStats=vim.vm.Summary.QuickStats(), overallStatus="green"),
-        )
+        props.update(vm_properties.properties(self))
+        props["snapshot"] = self._snapshot_info
+        props["rootSnapshot"] = lambda: [s.ref for s in self.snapshots]  # each a root (see _snapshot_info)
         return props
 
     def _snapshot_info(self):
@@ -295,7 +332,9 @@ class Snapshot(MObject):
         self.disks = list(vm.disks)
 
     def properties(self):
-        return {"vm": lambda: self.vm.ref, "config": lambda: None, "childSnapshot": lambda: []}
+        from nfclease.sim import vm_properties
+        return {"vm": lambda: self.vm.ref, "config": lambda: vm_properties.config(self.vm, self.disks),
+                "childSnapshot": list, "value": list, "availableField": list}
 
 
 class Task(MObject):
@@ -366,7 +405,7 @@ class World:
         prefix = {"VirtualMachine": "vm", "Task": "task", "Folder": "group", "Datacenter": "datacenter",
                   "HostSystem": "host", "ResourcePool": "resgroup", "VirtualApp": "resgroup-v",
                   "ClusterComputeResource": "domain-c", "Datastore": "datastore",
-                  "VirtualMachineSnapshot": "snapshot", "ContainerView": "session-view",
+                  "VirtualMachineSnapshot": "snapshot", "Network": "network", "ContainerView": "session-view",
                   "PropertyFilter": "session-filter"}.get(type_name, type_name.lower())
         return f"{prefix}-{self.next_int()}"
 
