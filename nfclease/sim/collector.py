@@ -19,14 +19,32 @@ from nfclease.sim.world import MObject, Session, World
 class Filter(MObject):
     type_name = "PropertyFilter"
 
-    def __init__(self, world: World, spec: Any, partial: bool, session: Session) -> None:
+    def __init__(self, world: World, spec: Any, partial: bool, session: Session, collector: str) -> None:
         super().__init__(world)
         self.spec, self.partial, self.session = spec, partial, session
+        self.collector = collector  # moid of the PropertyCollector it belongs to
         self.last: dict[str, dict[str, str]] = {}
         self.values: dict[str, dict[str, Any]] = {}
 
     def properties(self):
         return {"spec": lambda: self.spec, "partialUpdates": lambda: self.partial}
+
+
+class SessionCollector(MObject):
+    """A PropertyCollector made by ``CreatePropertyCollector``: its own filters and update versions."""
+
+    type_name = "PropertyCollector"
+
+    def __init__(self, world: World, session: Session) -> None:
+        super().__init__(world, world.new_moid("session-collector"))
+        self.session = session
+
+    def properties(self):
+        return {"filter": lambda: [f.ref for f in self.session.filters if f.collector == self.moid]}
+
+
+#: Objects one RetrievePropertiesEx answer holds when the client sets no maxObjects.
+PAGE_SIZE = 100
 
 
 def declared_type(obj: MObject, path: str) -> type:
@@ -145,25 +163,64 @@ class PropertyCollector:
         return out
 
     # ------------------------------------------------------------------ retrieving
-    def RetrievePropertiesEx(self, session: Session, this: MObject, specSet: list[Any], options: Any = None) -> Any:
+    def _contents(self, specSet: list[Any]) -> list[Any]:
         objects = []
         for spec in specSet:
             for obj, values in self._values(spec).values():
                 objects.append(vmodl.query.PropertyCollector.ObjectContent(
                     obj=obj.ref, propSet=[vmodl.DynamicProperty(name=k, val=v)
                                           for k, v in values.items() if v is not None]))
-        return vmodl.query.PropertyCollector.RetrieveResult(objects=objects) if objects else None
+        return objects
+
+    def _page(self, session: Session, objects: list[Any], size: int) -> Any:
+        """The first ``size`` objects; the rest kept under a token for ContinueRetrievePropertiesEx."""
+        if not objects:
+            return None
+        token = None
+        if len(objects) > size:
+            token = f"{self.world.next_int()}"
+            session.retrieve_pages[token] = objects[size:]
+            while len(session.retrieve_pages) > 64:  # a client that never continues: drop its oldest pages
+                session.retrieve_pages.pop(next(iter(session.retrieve_pages)))
+        return vmodl.query.PropertyCollector.RetrieveResult(objects=objects[:size], token=token)
+
+    def RetrievePropertiesEx(self, session: Session, this: MObject, specSet: list[Any], options: Any = None) -> Any:
+        size = getattr(options, "maxObjects", None) or PAGE_SIZE
+        session.page_sizes[this.moid] = size
+        return self._page(session, self._contents(specSet), max(1, size))
 
     def RetrieveProperties(self, session: Session, this: MObject, specSet: list[Any]) -> Any:
-        result = self.RetrievePropertiesEx(session, this, specSet)
-        return result.objects if result else []
+        return self._contents(specSet)
 
     def ContinueRetrievePropertiesEx(self, session: Session, this: MObject, token: str) -> Any:
-        raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="token"), "no such token")
+        rest = session.retrieve_pages.pop(token, None)
+        if rest is None:
+            raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="token"),
+                            f"no retrieval is pending under token {token!r}")
+        return self._page(session, rest, session.page_sizes.get(this.moid, PAGE_SIZE))
+
+    def CancelRetrievePropertiesEx(self, session: Session, this: MObject, token: str) -> None:
+        session.retrieve_pages.pop(token, None)
+
+    # ------------------------------------------------------------------ collectors of a session
+    def CreatePropertyCollector(self, session: Session, this: MObject) -> Any:
+        collector = SessionCollector(self.world, session)
+        session.collectors.append(collector)
+        return collector.ref
+
+    def DestroyPropertyCollector(self, session: Session, this: MObject) -> None:
+        if not isinstance(this, SessionCollector):
+            raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="_this"),
+                            "the session's default PropertyCollector cannot be destroyed")
+        for flt in [f for f in session.filters if f.collector == this.moid]:
+            self.DestroyPropertyFilter(session, flt)
+        if this in session.collectors:
+            session.collectors.remove(this)
+        self.world.unregister(this)
 
     # ------------------------------------------------------------------ filters and updates
     def CreateFilter(self, session: Session, this: MObject, spec: Any, partialUpdates: bool) -> Any:
-        flt = Filter(self.world, spec, partialUpdates, session)
+        flt = Filter(self.world, spec, partialUpdates, session, this.moid)
         session.filters.append(flt)
         return flt.ref
 
@@ -172,10 +229,12 @@ class PropertyCollector:
             this.session.filters.remove(this)
         self.world.unregister(this)
 
-    def _updates(self, session: Session) -> list[Any]:
+    def _updates(self, session: Session, collector: str) -> list[Any]:
         PC = vmodl.query.PropertyCollector
         filter_updates = []
         for flt in session.filters:
+            if flt.collector != collector:
+                continue
             try:
                 current = self._values(flt.spec)
             except SoapError:
@@ -205,9 +264,13 @@ class PropertyCollector:
         max_wait = getattr(options, "maxWaitSeconds", None) if options else None
         deadline = time.monotonic() + (max_wait if max_wait is not None else 3600)
         with self.world.changed:
+            if not version:  # "" asks for everything the filters select, from scratch
+                for flt in session.filters:
+                    if flt.collector == this.moid:
+                        flt.last.clear()
             while True:
                 seen = self.world.generation
-                updates = self._updates(session)
+                updates = self._updates(session, this.moid)
                 if updates:
                     next_version = str(int(version or 0) + 1) if (version or "0").isdigit() else "1"
                     return vmodl.query.PropertyCollector.UpdateSet(version=next_version, filterSet=updates)

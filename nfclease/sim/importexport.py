@@ -30,7 +30,29 @@ def adopt_disks(lease: Lease) -> None:
             device.path.unlink(missing_ok=True)
 
 
-def _system_spec(system: Any, file_items: list[Any]) -> Any:
+#: rasd:ResourceSubType of an OVF ethernet item -> the vim NIC it becomes.
+NIC_TYPES = {"vmxnet3": "VirtualVmxnet3", "e1000": "VirtualE1000", "e1000e": "VirtualE1000e",
+             "vmxnet2": "VirtualVmxnet2", "vmxnet": "VirtualVmxnet", "pcnet32": "VirtualPCNet32"}
+
+
+def _nic_specs(system: Any, networks: dict[str, Any]) -> list[Any]:
+    """One add spec per OVF NIC, on the inventory network its OVF network maps to (None: left out)."""
+    specs = []
+    for index, nic in enumerate(system.nics):
+        network = networks.get(nic.network)
+        if network is None:
+            continue
+        device_type = getattr(vim.vm.device, NIC_TYPES.get(nic.kind.lower(), "VirtualE1000"))
+        specs.append(vim.vm.device.VirtualDeviceSpec(operation="add", device=device_type(
+            key=-(300 + index), addressType="generated", wakeOnLanEnabled=True,
+            backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName=network.name,
+                                                                         network=network.ref),
+            connectable=vim.vm.device.VirtualDevice.ConnectInfo(startConnected=True, allowGuestControl=True,
+                                                               connected=False))))
+    return specs
+
+
+def _system_spec(system: Any, file_items: list[Any], networks: dict[str, Any] | None = None) -> Any:
     """The VirtualMachineImportSpec of one OVF virtual system; its file items appended to ``file_items``."""
     devices: list[Any] = [vim.vm.device.VirtualDeviceSpec(
         operation="add", device=vim.vm.device.VirtualLsiLogicController(key=-100, busNumber=0,
@@ -53,8 +75,10 @@ def _system_spec(system: Any, file_items: list[Any]) -> Any:
         file_items.append(vim.OvfManager.FileItem(
             deviceId=f"/{system.name}/{ovf_file.href}", path=ovf_file.href, size=ovf_file.size,
             cimType=0, create=True))
+    devices += _nic_specs(system, networks or {})
     config = vim.vm.ConfigSpec(name=system.name, deviceChange=devices, extraConfig=extra or None,
-                               numCPUs=1, memoryMB=64, guestId="otherGuest64")
+                               numCPUs=system.cpus or 1, memoryMB=system.memory_mb or 64,
+                               guestId=system.guest_id or "otherGuest64", annotation=system.annotation or None)
     return vim.VirtualMachineImportSpec(configSpec=config)
 
 
@@ -91,7 +115,8 @@ class ImportExport:
         if package.errors:
             return result
         file_items: list[Any] = []
-        child_specs = [_system_spec(system, file_items) for system in package.systems]
+        networks = self._network_mapping(package, cisp, result)
+        child_specs = [_system_spec(system, file_items, networks) for system in package.systems]
         if package.is_vapp:
             spec = vim.vApp.VAppImportSpec(name=package.name, child=child_specs,
                                            vAppConfigSpec=vim.vApp.VAppConfigSpec(),
@@ -103,6 +128,33 @@ class ImportExport:
         result.importSpec = spec
         result.fileItem = file_items
         return result
+
+    def _network_mapping(self, package: Any, cisp: Any, result: Any) -> dict[str, Any]:
+        """OVF network name -> inventory Network: the client's mapping, else the same name, else the first."""
+        available = [o for o in self.world.objects.values() if o.type_name == "Network"]
+        mapping: dict[str, Any] = {}
+        for pair in (getattr(cisp, "networkMapping", None) or []):
+            mapping[pair.name] = self.world.resolve(pair.network)
+        wanted = dict.fromkeys([*package.networks, *(n.network for s in package.systems for n in s.nics)])
+        for name in wanted:
+            if name in mapping:
+                continue
+            same = next((n for n in available if n.name == name), None)
+            if same is None and available:
+                same = available[0]
+                result.warning = [*(result.warning or []), vim.fault.OvfNetworkMappingNotSupported(
+                    msg=f"OVF network {name!r} is not in the inventory: its NICs are put on {same.name!r}")]
+            if same is not None:
+                mapping[name] = same
+        return mapping
+
+    def CreateDescriptor(self, session: Session, this: MObject, obj: Any, cdp: Any) -> Any:
+        from nfclease.sim.ovfwrite import create_descriptor
+        entity = self.world.resolve(obj)
+        if not isinstance(entity, (VirtualMachine, VirtualApp)):
+            raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="obj"),
+                            f"the simulator describes VMs and vApps, not {entity.type_name}")
+        return create_descriptor(entity, cdp)
 
     def ParseDescriptor(self, session: Session, this: MObject, ovfDescriptor: str, pdp: Any) -> Any:
         package = ovfparse.parse(ovfDescriptor)
@@ -135,6 +187,7 @@ class ImportExport:
             files = [o.value for o in (config.extraConfig or []) if str(o.key).startswith("nfclease.file.")]
             vm = self.inventory.new_vm(config.name, owner_folder, owner_pool,
                                        [((d.capacityInKB or 0) * 1024, None) for d in disks])
+            self._configure(vm, config)
             created.append(vm)
             plan.append((vm, config.name, disks, files))
             entity = entity or vm
@@ -143,6 +196,27 @@ class ImportExport:
                                       covered=[p[0] for p in plan], task=task,
                                       devices=lambda lease: self._import_devices(plan), created=created)
         return lease.ref
+
+    def _configure(self, vm: VirtualMachine, config: Any) -> None:
+        """The imported VM's hardware and settings, as the import spec's configSpec says."""
+        vm.num_cpu = config.numCPUs or vm.num_cpu
+        vm.memory_mb = config.memoryMB or vm.memory_mb
+        vm.guest_id = config.guestId or vm.guest_id
+        vm.annotation = config.annotation or ""
+        nics = [c.device for c in (config.deviceChange or [])
+                if isinstance(c.device, vim.vm.device.VirtualEthernetCard)]
+        vm.nics = [self._network_name(nic.backing) for nic in nics]
+        vm.nics = [name for name in vm.nics if name]
+        if nics:
+            vm.nic_kind = type(nics[0])._wsdlName
+
+    def _network_name(self, backing: Any) -> str | None:
+        network = getattr(backing, "network", None)
+        if network is not None:
+            found = self.world.objects.get(getattr(network, "_moId", None))
+            if found is not None:
+                return found.name
+        return getattr(backing, "deviceName", None)
 
     def _import_devices(self, plan: ImportPlan) -> list[Device]:
         out = []

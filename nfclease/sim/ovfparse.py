@@ -34,10 +34,21 @@ class OvfDisk:
 
 
 @dataclass
+class OvfNic:
+    network: str   # the OVF network (rasd:Connection) it is on
+    kind: str      # rasd:ResourceSubType: VmxNet3, E1000, ...
+
+
+@dataclass
 class OvfSystem:
     name: str
     disks: list[OvfDisk] = field(default_factory=list)
     files: list[OvfFile] = field(default_factory=list)  # non-disk files (nvram, iso...)
+    cpus: int | None = None
+    memory_mb: int | None = None
+    guest_id: str | None = None  # vmw:osType of the OperatingSystemSection
+    annotation: str = ""
+    nics: list[OvfNic] = field(default_factory=list)
 
 
 @dataclass
@@ -47,6 +58,7 @@ class OvfPackage:
     is_vapp: bool
     errors: list[vim.fault.OvfFault] = field(default_factory=list)
     warnings: list[vim.fault.OvfFault] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)  # the NetworkSection's names
 
 
 def _q(tag: str) -> str:
@@ -64,6 +76,46 @@ def _capacity(disk: ET.Element) -> int:
         return int(raw) * _UNITS.get(units, 1)
     except ValueError:
         raise ValueError(f"Disk {_attr(disk, 'diskId')}: capacity {raw!r} is not an integer") from None
+
+
+_RASD_CPU, _RASD_MEMORY, _RASD_ETHERNET = "3", "4", "10"
+_VMW_NS = "http://www.vmware.com/schema/ovf"
+_MEMORY_UNITS = {"byte * 2^20": 1, "megabytes": 1, "mb": 1, "byte * 2^30": 1024, "gigabytes": 1024,
+                 "gb": 1024, "byte * 2^10": 1 / 1024, "kilobytes": 1 / 1024}
+
+
+def _child_text(element: ET.Element, name: str) -> str | None:
+    """Text of the first child whose local name is ``name`` (rasd:/vssd: prefixes vary)."""
+    for child in element:
+        if child.tag.rsplit("}", 1)[-1] == name:
+            return (child.text or "").strip()
+    return None
+
+
+def _quantity(item: ET.Element) -> int | None:
+    raw = _child_text(item, "VirtualQuantity")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def _hardware(element: ET.Element, system: OvfSystem) -> None:
+    """CPUs, memory (MB), NICs and guest OS of a VirtualSystem, from its VirtualHardwareSection items."""
+    for os_section in element.iter(_q("OperatingSystemSection")):
+        system.guest_id = os_section.get(f"{{{_VMW_NS}}}osType") or system.guest_id
+    annotation = element.find(f"{_q('AnnotationSection')}/{_q('Annotation')}")
+    if annotation is not None and annotation.text:
+        system.annotation = annotation.text.strip()
+    for item in element.iter():
+        if item.tag.rsplit("}", 1)[-1] not in ("Item", "EthernetPortItem"):
+            continue
+        kind = _child_text(item, "ResourceType")
+        if kind == _RASD_CPU:
+            system.cpus = _quantity(item) or system.cpus
+        elif kind == _RASD_MEMORY and _quantity(item):
+            units = (_child_text(item, "AllocationUnits") or "byte * 2^20").lower()
+            system.memory_mb = max(1, int(_quantity(item) * _MEMORY_UNITS.get(units, 1)))  # type: ignore[operator]
+        elif kind == _RASD_ETHERNET:
+            system.nics.append(OvfNic(_child_text(item, "Connection") or "",
+                                      _child_text(item, "ResourceSubType") or "E1000"))
 
 
 def parse(descriptor: str, entity_name: str | None = None) -> OvfPackage:
@@ -109,6 +161,7 @@ def parse(descriptor: str, entity_name: str | None = None) -> OvfPackage:
         name_el = element.find(_q("Name"))
         name = (name_el.text if name_el is not None and name_el.text else _attr(element, "id")) or f"vm{index}"
         system = OvfSystem(name.strip())
+        _hardware(element, system)
         for rasd in element.iter():
             if not rasd.tag.endswith("HostResource") or not rasd.text:
                 continue
@@ -134,4 +187,5 @@ def parse(descriptor: str, entity_name: str | None = None) -> OvfPackage:
         package_name = entity_name
         if collection is None and systems:
             systems[0].name = entity_name
-    return OvfPackage(package_name.strip(), systems, collection is not None, errors=errors)
+    networks = [n for n in (_attr(net, "name") for net in root.iter(_q("Network"))) if n]
+    return OvfPackage(package_name.strip(), systems, collection is not None, errors=errors, networks=networks)

@@ -40,8 +40,8 @@ class Sessions:
 
     def Logout(self, session: Session, this: MObject) -> None:
         self.by_key.pop(session.key, None)
-        for flt in list(session.filters):
-            self.world.unregister(flt)
+        for obj in [*session.filters, *session.collectors]:
+            self.world.unregister(obj)
 
     def SessionIsActive(self, session: Session, this: MObject, sessionID: str, userName: str) -> bool:
         found = self.by_key.get(sessionID)

@@ -85,7 +85,7 @@ def _nic(vm: "VirtualMachine", index: int, network_name: str) -> Any:
     network = _network(vm, network_name)
     connected = vm.power_state == "poweredOn"
     return filled(
-        Device.VirtualVmxnet3, key=NIC_KEY + index, controllerKey=PCI, unitNumber=7 + index,
+        getattr(Device, vm.nic_kind, Device.VirtualVmxnet3), key=NIC_KEY + index, controllerKey=PCI, unitNumber=7 + index,
         deviceInfo=vim.Description(label=f"Network adapter {index + 1}", summary=network_name),
         backing=filled(Device.VirtualEthernetCard.NetworkBackingInfo, deviceName=network_name,
                        network=network.ref if network is not None else None),

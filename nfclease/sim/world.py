@@ -297,6 +297,7 @@ class VirtualMachine(MObject):
         # the hardware and settings config.* shows (nfclease.sim.vm_properties)
         self.num_cpu, self.memory_mb, self.guest_id = 1, 32, "otherGuest64"
         self.nics: list[str] = ["VM Network"]  # the network each NIC is on
+        self.nic_kind = "VirtualVmxnet3"  # the vim device type of every NIC
         self.annotation = ""
         self.extra_config: dict[str, str] = {}
         self.created = self.modified = now_utc()
@@ -384,6 +385,9 @@ class Session:
     user: str
     login_time: datetime.datetime = field(default_factory=now_utc)
     filters: list[Any] = field(default_factory=list)
+    collectors: list[Any] = field(default_factory=list)  # made by CreatePropertyCollector
+    retrieve_pages: dict[str, list[Any]] = field(default_factory=dict)  # ContinueRetrievePropertiesEx token -> rest
+    page_sizes: dict[str, int] = field(default_factory=dict)  # collector moid -> its last maxObjects
     authenticated: bool = True
 
 
