@@ -13,7 +13,10 @@ What it removes:
 * secret query parameters (``?password=***``, ``ticket=``, ``token=`` ...);
 * NFC tickets in device URLs (``/nfc/***/disk-0.vmdk``: the path segment a
   transfer is authorised by);
-* session cookies (``vmware_soap_session="***"``, ``Cookie:`` headers);
+* session cookies (``vmware_soap_session="***"``, ``Cookie:`` headers) and
+  session keys (``session[***]`` inside lease moids: on vcsim and the
+  simulator the key is the cookie);
+* secret SOAP elements (``<password>***</password>``, ``<sessionId>``...);
 * values of mapping keys that name a secret (``password``, ``cookie``,
   ``ticket``, ``token``, ``authorization``, ``secret``, ``session_cookie``);
 * any literal the process learnt is secret (:func:`remember`: the password
@@ -40,6 +43,8 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s
 _SECRET_PARAM = re.compile(rf"(?P<lead>[?&;][\w.-]*(?:{_SECRET_WORD}|session)[\w.-]*=)(?P<value>[^&;#\s\"']+)", re.I)
 _NFC_TICKET = re.compile(r"(?P<lead>/nfc/)(?P<ticket>[^/\s\"'?#]+)(?=/)")
 _COOKIE = re.compile(r"(?P<lead>vmware_soap_session\s*=\s*\"?|vmware_cgi_ticket\s*=\s*\"?)(?P<value>[^\";\s]+)", re.I)
+_XML_ELEMENT = re.compile(rf"(?P<lead><(?:\w+:)?(?:{_SECRET_WORD}|sessionId)(?:\s[^>]*)?>)(?P<value>[^<]*)(?=<)", re.I)
+_SESSION_IN_MOID = re.compile(r"(?P<lead>session\[)(?P<key>[^\]\s]+)(?=\])")
 _HEADER = re.compile(r"(?P<lead>\b(?:cookie|set-cookie|authorization)\s*:\s*)(?P<value>[^\r\n]+)", re.I)
 
 _remembered: list[str] = []  # oldest first
@@ -84,6 +89,10 @@ def redact_text(text: str) -> str:
         text = _COOKIE.sub(lambda m: m["lead"] + MASK, text)
     if ":" in text:
         text = _HEADER.sub(lambda m: m["lead"] + MASK, text)
+    if "<" in text:
+        text = _XML_ELEMENT.sub(lambda m: m["lead"] + MASK, text)
+    if "session[" in text:
+        text = _SESSION_IN_MOID.sub(lambda m: m["lead"] + MASK, text)
     for literal in _literals:
         if literal in text:
             text = text.replace(literal, MASK)

@@ -37,6 +37,9 @@ def test_url_credentials_query_secrets_tickets_cookies() -> None:
     assert redact_text('vmware_soap_session="52ab"; Path=/') == f'vmware_soap_session="{MASK}"; Path=/'
     assert redact_text("Cookie: a=b; c=d") == f"Cookie: {MASK}"
     assert redact_text("Authorization: Basic cm9vdDpwdw==") == f"Authorization: {MASK}"
+    assert (redact_text("<userName>root</userName><password>pw</password><ns:sessionId a='1'>k</ns:sessionId>")
+            == f"<userName>root</userName><password>{MASK}</password><ns:sessionId a='1'>{MASK}</ns:sessionId>")
+    assert redact_text("session[52ab-cd]5e2f-11") == f"session[{MASK}]5e2f-11"
     # what is not a secret stays: device keys, state names, object names
     for plain in ("/vm-26/VirtualLsiLogicController0:0", "ready", "nfclease-2026-1", "https://vc:443/sdk"):
         assert redact_text(plain) == plain

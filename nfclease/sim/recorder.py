@@ -22,7 +22,6 @@ The recorder judges nothing: ``nfclease judge-client`` (conformance side) does.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Callable
 from pyVmomi import vim
 
 from nfclease.events import Event, EventStream, HistoryWriter
+from nfclease.redaction import redact_text
 
 __all__ = ["SessionRecorder"]
 
@@ -43,13 +43,11 @@ ACQUIRE_CALLS = {"ImportVApp": "import", "ExportVm": "export-vm", "ExportVApp": 
                  "ExportSnapshot": "export-snapshot"}
 READ_CALLS = {"RetrievePropertiesEx", "RetrieveProperties", "ContinueRetrievePropertiesEx", "WaitForUpdatesEx",
               "WaitForUpdates", "CheckForUpdates", "Fetch"}
-_SESSION_IN_MOID = re.compile(r"session\[[^\]]*\]")
-_TICKET_IN_URL = re.compile(r"/nfc/[^/]+/")
 
 
 def hide(text: str) -> str:
-    """A moid or URL without the session key or the NFC ticket in it."""
-    return _TICKET_IN_URL.sub("/nfc/***/", _SESSION_IN_MOID.sub("session[***]", text))
+    """A moid or URL without the session key or the NFC ticket in it (the one redaction function)."""
+    return redact_text(text)
 
 
 def _fault(value: Any) -> dict[str, Any] | None:
