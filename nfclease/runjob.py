@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                            source=source, watcher=watcher)
     except TargetUnavailable as exc:
         return fail(PROG, str(exc))
+    (report / "load.json").unlink(missing_ok=True)  # an earlier run's figures must not pass for this one's
     load_problem = run_load(args, spec, report, seconds, console) if seconds > 0 else None
     write_artefacts(report, done)
     headline(console, done, report, load_problem)
@@ -136,7 +137,7 @@ class RichWatcher:
         def poll() -> None:
             while not stop.wait(0.2):
                 done = ctx.steps - start
-                self.progress.update(task, completed=min(done, steps), status=f"{done} steps")
+                self.progress.update(task, completed=min(done, steps))
 
         thread = threading.Thread(target=poll, name="nfclease-run-progress", daemon=True)
         thread.start()
@@ -146,7 +147,7 @@ class RichWatcher:
             stop.set()
             thread.join(timeout=2)
             done = ctx.steps - start
-            self.progress.update(task, total=max(steps, done), completed=done, status=f"{done} steps")
+            self.progress.update(task, total=max(steps, done), completed=done)
 
 
 @contextlib.contextmanager
@@ -236,7 +237,8 @@ def headline(console: Any, done: Any, report: Path, load_problem: str | None) ->
     progress = ((figures.get("soap_latency_ms") or {}).get("HttpNfcLeaseProgress") or {}).get("p95")
     mbps = figures.get("throughput_mbps")
     load = (f"{mbps:.1f} MB/s, Progress p95 {progress:.1f} ms" if mbps is not None and progress is not None
-            else f"{mbps:.1f} MB/s, no Progress call measured" if mbps is not None else "no load figures")
+            else f"{mbps:.1f} MB/s, no Progress call measured" if mbps is not None
+            else "skipped (--load-duration 0)" if not (report / "load.json").exists() else "no load figures")
     for r in done.results:
         if r.status in ("FAIL", "XPASS"):
             console.print(f"{r.status} {r.clause}: {r.message}", style="red", markup=False)

@@ -70,6 +70,11 @@ class Run:
         return aggregate.get("throughput_mbps")
 
     @property
+    def corrupted(self) -> int:
+        """Bytes the load run found corrupted (0 without a load run)."""
+        return int(((self.load or {}).get("aggregate") or {}).get("bytes_corrupted") or 0)
+
+    @property
     def progress_p95_ms(self) -> float | None:
         latency = ((self.load or {}).get("aggregate") or {}).get("soap_latency_ms") or {}
         return (latency.get(PROGRESS_METHOD) or {}).get("p95")
@@ -193,7 +198,9 @@ def build_report(paths: Sequence[str | Path], baseline: str | Path | None = None
     report = Report(title, clause_rows(runs + ([base] if base else [])), runs, base, tolerance=tolerance)
     report.sentences = {c.id: f"{c.sentence} (API {c.since}+)" for c in CLAUSES}
     if base is not None:
-        report.changes = [compare_runs(base, run, tolerance) for run in runs]
+        same = Path(baseline).resolve()
+        report.changes = [compare_runs(base, run, tolerance) for run in runs
+                          if Path(run.source).resolve() != same]  # the baseline itself changed nothing
     return report
 
 

@@ -73,7 +73,8 @@ def test_every_clause_is_a_row_with_each_runs_status(tmp_path: Path) -> None:
     assert all(s == ["PASS", "PASS"] for c, s in statuses.items() if c not in ("complete.repeat", "pull.mode",
                                                                               "lock.destroy"))
     failing = cells["complete.repeat"]
-    assert "<details" in failing and "open" in failing and "L1.Complete()" in failing
+    assert "expected InvalidState; observed ok" in failing  # the message shows, the repro is a click away
+    assert '<details class="repro"><summary>repro (2 lines)</summary>' in failing and "L1.Complete()" in failing
     assert "| `complete.repeat` | MUST | PASS | **FAIL** |" in md and "| `lock.destroy` | MUST | PASS | XFAIL |" in md
     assert "<summary>bad: FAIL <code>complete.repeat</code></summary>" in md
 
