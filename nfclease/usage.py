@@ -47,8 +47,10 @@ def target_problem(exc: BaseException, where: str) -> str:
     if name.endswith("InvalidLogin") or name.endswith("NotAuthenticated"):
         return (f"{where}: the login was refused (wrong user name or password); check the credentials in the "
                 "URL or GOVC_USERNAME/GOVC_PASSWORD")
+    if type(exc).__name__ == "UntrustedServer":  # nfclease.trust: its message already says what to do
+        return " ".join(str(exc).split())
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (f"{where}: its TLS certificate is not trusted ({exc.verify_message or text}); pin it with "
+        return (f"{where}: its TLS certificate is not trusted ({getattr(exc, 'verify_message', '') or text}); pin it with "
                 "--thumbprint SHA1 or SHA256, add its CA to the system's, or opt out with --insecure")
     if isinstance(exc, ssl.SSLError):
         return f"{where}: the TLS handshake was refused ({text}); check --thumbprint, or opt out with --insecure"
