@@ -40,6 +40,8 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
               "simulator flagged under its expected clause?", chosen)
     _register(sub, "check-history", "conformance.offline", "replay a history.jsonl through the model offline", chosen)
     _register(sub, "judge-client", "conformance.judge_client", "grade recorded client sessions clause by clause", chosen)
+    _register(sub, "clients", "conformance.clients", "run real clients against the simulator under each "
+              "fault-injection scenario: a client x clause matrix", chosen)
     _register(sub, "doctor", "nfclease.doctor", "read-only preflight of a target: version, clause families, "
               "placement, privileges, lease timeout; creates nothing", chosen)
     _register(sub, "clean", "nfclease.clean", "list (dry run) or remove (--yes) what runs left on a target", chosen)

@@ -649,8 +649,11 @@ class Target:
     def _abort_lease(self, lease: Any) -> None:
         try:
             state = lease.state
-            if state in ("initializing", "ready"):
-                lease.HttpNfcLeaseAbort()
+            if state in ("initializing", "ready"):  # with the cause, for whoever watches the task
+                from pyVmomi import vmodl
+
+                lease.HttpNfcLeaseAbort(fault=vmodl.fault.RequestCanceled(
+                    msg="nfclease ended before this lease was completed; aborted at cleanup"))
                 self._note(f"aborted lease {lease._moId} ({state})")
         except Exception as exc:  # gone, expired, finished: nothing to undo
             self._note(f"lease {lease._moId}: {type(exc).__name__}")

@@ -429,7 +429,7 @@ class NfcClient:
         url = self.resolve(url)
         started = time.monotonic()
         key, path = self._target(url, thumbprint)
-        conn, fresh = self._checkout(key, url)
+        conn, fresh = self._checkout(key, url, thumbprint)
         try:
             conn.putrequest("GET", path, skip_accept_encoding=True)
             self._put_headers(conn, {"Accept": "*/*"})
@@ -484,7 +484,7 @@ class NfcClient:
         expect = self.expect_continue if expect_continue is None else expect_continue
         started = time.monotonic()
         key, path = self._target(url, thumbprint)
-        conn, fresh = self._checkout(key, url)
+        conn, fresh = self._checkout(key, url, thumbprint)
         hashing = HashingBody(body, sha256=sha256, chunk_size=self.chunk_size)
         all_headers = dict(headers)
         all_headers["Content-Length"] = str(length)
@@ -649,8 +649,25 @@ class NfcClient:
         pin = thumbprint if (self.device_pins and thumbprint and parts.scheme == "https") else ""
         return (parts.scheme, host, port, pin), path
 
-    def _checkout(self, key: _Key, url: str) -> tuple[_Conn, bool]:
-        """An idle live connection to the host, or a new connected one (``fresh``)."""
+    def _checkout(self, key: _Key, url: str, thumbprint: str | None = None) -> tuple[_Conn, bool]:
+        """An idle live connection to the host, or a new connected one (``fresh``).
+
+        A device URL's ``sslThumbprint`` is checked against the certificate
+        served even when a CA verified it (unless TLS verification was opted
+        out of): a lease naming another certificate than the one its NFC host
+        serves is refused before any byte is sent.
+        """
+        conn, fresh = self._connection(key, url)
+        if thumbprint and not key[3] and self.ssl_context is not None \
+                and self.ssl_context.verify_mode != ssl.CERT_NONE and not _serves(conn, thumbprint):
+            conn.close()
+            mismatch = ssl.SSLCertVerificationError(
+                1, f"the certificate served at {url.split('/nfc/')[0]} does not have the lease's sslThumbprint "
+                   f"{thumbprint}")
+            raise NfcTransportError(mismatch, request_sent=False, url=url)
+        return conn, fresh
+
+    def _connection(self, key: _Key, url: str) -> tuple[_Conn, bool]:
         with self._lock:
             idle = self._idle.get(key, [])
             while idle:
@@ -691,6 +708,17 @@ class NfcClient:
                 idle.append(conn)
                 return
         conn.close()
+
+
+def _serves(conn: Any, thumbprint: str) -> bool:
+    """Does the connection's peer certificate have this SHA-1 or SHA-256 thumbprint?"""
+    try:
+        algorithm, digest = normalize_thumbprint(thumbprint)
+    except ValueError:
+        return False
+    sock = getattr(conn, "sock", None)
+    der = sock.getpeercert(binary_form=True) if hasattr(sock, "getpeercert") else None
+    return bool(der) and hashlib.new(algorithm, der).hexdigest() == digest
 
 
 def _served_thumbprint(conn: Any) -> str | None:

@@ -132,6 +132,14 @@ class SessionRecorder:
         self._lock = threading.Lock()
         self._count = len(list(self.directory.glob("session-*.jsonl")))
 
+    def redirect(self, directory: str | Path) -> None:
+        """Record sessions that start from now on in ``directory`` (``nfclease clients``: one per run)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self.directory = directory
+            self._count = len(list(directory.glob("session-*.jsonl")))
+
     # -- sessions ----------------------------------------------------------------
     def _open(self, key: str, now: float) -> _Session:
         with self._lock:

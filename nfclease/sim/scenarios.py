@@ -54,6 +54,7 @@ class ClientScenario:
 STALL_SECONDS = 8.0
 #: seconds a slow-progress upload takes at least (longer than that scenario's lease timeout)
 SLOW_TRANSFER_SECONDS = 8.0
+SLOW_PIECE = 64 << 10
 
 _ENTRIES = (
     ClientScenario("baseline", "nothing: a correct server on a quiet day",
@@ -176,8 +177,8 @@ class FaultyBody:
 
     ``eof``: the connection is cut (the server answers nothing); ``stall``:
     reading stops for :data:`STALL_SECONDS`, then the connection is cut;
-    ``expire``: the lease times out; ``slow``: the transfer pauses so that it
-    lasts :data:`SLOW_TRANSFER_SECONDS`.
+    ``expire``: the lease times out; ``slow``: the body is read at a pace
+    that makes it last :data:`SLOW_TRANSFER_SECONDS`.
     """
 
     def __init__(self, body: Any, length: int | None, kind: str, expire: Callable[[], None]) -> None:
@@ -190,6 +191,8 @@ class FaultyBody:
         self._fired = not kind
 
     def readinto(self, view: Any) -> int:
+        if self.kind == "slow":
+            return self._read_slowly(view)
         if not self._fired and self.count + len(view) >= self.at:
             view = view[:max(1, self.at - self.count)]
         got = self.body.readinto(view)
@@ -207,5 +210,11 @@ class FaultyBody:
             raise ConnectionResetError(f"injected by the simulator: upload stalled {STALL_SECONDS:g} s, then cut")
         if self.kind == "expire":
             self.expire()
-        elif self.kind == "slow":
-            time.sleep(max(0.0, SLOW_TRANSFER_SECONDS - (time.monotonic() - self.started)))
+
+    def _read_slowly(self, view: Any) -> int:
+        """Read in small pieces, paced so the whole body takes :data:`SLOW_TRANSFER_SECONDS` (bytes keep flowing)."""
+        got = self.body.readinto(view[:SLOW_PIECE])
+        self.count += got or 0
+        due = self.started + SLOW_TRANSFER_SECONDS * min(1.0, self.count / (2 * self.at))
+        time.sleep(max(0.0, due - time.monotonic()))
+        return got
