@@ -26,7 +26,8 @@ The clients file (YAML)::
 
 Placeholders: ``{python}`` ``{url}`` ``{host}`` ``{port}`` ``{user}``
 ``{password}`` ``{cafile}`` ``{thumbprint}`` ``{ovf}`` (an OVF package with a
-1 MiB streamOptimized disk) ``{ovf_dir}`` ``{name}`` (a fresh VM name)
+1 MiB streamOptimized disk) ``{ovf_unsized}`` (the same without ``ovf:size``)
+``{ovf_dir}`` ``{name}`` (a fresh VM name)
 ``{vm}`` (inventory path of a VM to export) ``{vm_name}`` ``{workdir}`` (an
 empty directory per run) ``{govc}`` (``build/govc``) ``{repo}``.
 """
@@ -95,19 +96,24 @@ def load_clients(path: Path) -> list[ClientSpec]:
     return specs
 
 
-def make_package(directory: Path, name: str = "clientlab") -> Path:
-    """An OVF package with one 1 MiB streamOptimized disk, as deploy tools expect on disk."""
+def make_package(directory: Path, name: str = "clientlab", sized: bool = True) -> Path:
+    """An OVF package with one 1 MiB streamOptimized disk, as deploy tools expect on disk.
+
+    ``sized``: the descriptor's File element carries ``ovf:size`` (what export
+    tools write); without it (the attribute is optional) a client learns no size
+    from CreateImportSpec's fileItem.
+    """
     from nfclease.ovf import build_import_ovf
     from nfclease.vmdk import ContentPattern, StreamOptimizedDisk
 
     directory.mkdir(parents=True, exist_ok=True)
-    package = build_import_ovf([1 << 20], name=name)
+    disk = StreamOptimizedDisk(1 << 20, ContentPattern("random", name))
+    package = build_import_ovf([1 << 20], name=name, disk_sizes=[disk.size] if sized else None)
     ovf = directory / f"{name}.ovf"
     ovf.write_text(package.descriptor, encoding="utf-8")
-    for disk in package.disks:
-        with (directory / disk.href).open("wb") as out:
-            for chunk in StreamOptimizedDisk(disk.capacity, ContentPattern("random", disk.href)):
-                out.write(chunk)
+    with (directory / package.disks[0].href).open("wb") as out:
+        for chunk in disk:
+            out.write(chunk)
     return ovf
 
 
@@ -141,7 +147,8 @@ def run_one(spec: ClientSpec, operation: str, values: dict[str, str], timeout: f
 def _values(sim: Any, ovf: Path, workdir: Path, run_name: str) -> dict[str, str]:
     return {"python": sys.executable, "url": sim.url, "host": "127.0.0.1", "port": str(sim.port),
             "user": SIM_USER, "password": SIM_PASSWORD, "cafile": sim.cafile, "thumbprint": sim.thumbprint,
-            "ovf": str(ovf), "ovf_dir": str(ovf.parent), "name": run_name, "vm": EXPORT_VM,
+            "ovf": str(ovf), "ovf_dir": str(ovf.parent), "ovf_unsized": str(ovf.parent / "unsized.ovf"),
+            "name": run_name, "vm": EXPORT_VM,
             "vm_name": EXPORT_VM.rsplit("/", 1)[-1], "workdir": str(workdir), "govc": str(REPO / "build" / "govc"),
             "repo": str(REPO)}
 
@@ -219,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
     report = args.report
     report.mkdir(parents=True, exist_ok=True)
     ovf = make_package(report / "package")
+    make_package(report / "package", "unsized", sized=False)
     results: dict[str, Any] = {"scenarios": {n: CATALOGUE[n].describe() for n in scenarios}, "clients": {},
                                "skipped": {}}
     config = SimConfig(username=SIM_USER, password=SIM_PASSWORD, record=str(report / "runs"))
