@@ -26,7 +26,7 @@ The clients file (YAML)::
 
 Placeholders: ``{python}`` ``{url}`` ``{host}`` ``{port}`` ``{user}``
 ``{password}`` ``{cafile}`` ``{thumbprint}`` ``{ovf}`` (an OVF package with a
-1 MiB streamOptimized disk) ``{ovf_unsized}`` (the same without ``ovf:size``)
+1 MiB streamOptimized disk) ``{vmdk}`` (that disk) ``{ovf_unsized}`` (the same without ``ovf:size``)
 ``{ovf_dir}`` ``{name}`` (a fresh VM name)
 ``{vm}`` (inventory path of a VM to export) ``{vm_name}`` ``{workdir}`` (an
 empty directory per run) ``{govc}`` (``build/govc``) ``{repo}``.
@@ -148,6 +148,7 @@ def _values(sim: Any, ovf: Path, workdir: Path, run_name: str) -> dict[str, str]
     return {"python": sys.executable, "url": sim.url, "host": "127.0.0.1", "port": str(sim.port),
             "user": SIM_USER, "password": SIM_PASSWORD, "cafile": sim.cafile, "thumbprint": sim.thumbprint,
             "ovf": str(ovf), "ovf_dir": str(ovf.parent), "ovf_unsized": str(ovf.parent / "unsized.ovf"),
+            "vmdk": str(next(ovf.parent.glob(f"{ovf.stem}-*.vmdk"), ovf.with_suffix(".vmdk"))),
             "name": run_name, "vm": EXPORT_VM,
             "vm_name": EXPORT_VM.rsplit("/", 1)[-1], "workdir": str(workdir), "govc": str(REPO / "build" / "govc"),
             "repo": str(REPO)}

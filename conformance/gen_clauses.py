@@ -81,6 +81,17 @@ def _clause_section(c: Clause) -> list[str]:
     return lines
 
 
+def _catalogue(clauses: Sequence[Clause]) -> list[str]:
+    """The index table and one section per clause."""
+    out = ["## Index", "", "| id | level | since | rule |", "| --- | --- | --- | --- |"]
+    for c in clauses:
+        out.append(f"| [{_code(c.id)}](#{c.id.replace('.', '')}) | {c.level} | {c.since} | {c.sentence} |")
+    out += ["", "## Clauses", ""]
+    for c in clauses:
+        out += _clause_section(c)
+    return out
+
+
 def render() -> str:
     """The full text of CLAUSES.md."""
     must = sum(1 for c in CLAUSES if c.level == "MUST")
@@ -95,16 +106,8 @@ def render() -> str:
         "A clause from a later API version than the target's is NA, never FAIL. SHOULD clauses whose rows say "
         "*observe* are where the spec is silent: the suite reports what the target did.",
         "",
-        "## Index",
-        "",
-        "| id | level | since | rule |",
-        "| --- | --- | --- | --- |",
     ]
-    for c in CLAUSES:
-        out.append(f"| [{_code(c.id)}](#{c.id.replace('.', '')}) | {c.level} | {c.since} | {c.sentence} |")
-    out += ["", "## Clauses", ""]
-    for c in CLAUSES:
-        out += _clause_section(c)
+    out += _catalogue(CLAUSES)
     out += [
         "## The transition table",
         "",
@@ -141,17 +144,8 @@ def render_client() -> str:
         "PASS, FAIL or NA with the evidence, and `nfclease clients` runs real clients under fault-injection "
         "scenarios into a client x clause matrix.",
         "",
-        "## Index",
-        "",
-        "| id | level | since | rule |",
-        "| --- | --- | --- | --- |",
     ]
-    for c in CLIENT_CLAUSES:
-        out.append(f"| [{_code(c.id)}](#{c.id.replace('.', '')}) | {c.level} | {c.since} | {c.sentence} |")
-    out += ["", "## Clauses", ""]
-    for c in CLIENT_CLAUSES:
-        out += _clause_section(c)
-    return "\n".join(out)
+    return "\n".join(out + _catalogue(CLIENT_CLAUSES))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
