@@ -1,4 +1,4 @@
-"""Real clients, unchanged, against the simulator and against vcsim (the peer): govc.
+"""govc, unchanged, against the simulator and against vcsim (the peer).
 
 govc (built by tools/build-govc from Debian's govmomi 0.24.2 source) sends
 every SOAP body chunked and decodes answers with Go's strict XML decoder. Each
@@ -10,56 +10,25 @@ and its disks compared byte for byte with what was imported.
 from __future__ import annotations
 
 import json
-import ssl
 from pathlib import Path
-from typing import Any, Iterator
-from urllib.parse import urlsplit
 
 import pytest
-from pyVim.connect import Disconnect, SmartConnect
+from pyVim.connect import Disconnect
 from pyVmomi import vim
 
 from conftest import wait_ready
-from nfclease.sim import SimConfig, Simulator
-from nfclease.vcsim import find_vcsim, run_vcsim
 from ovfsample import Sample, write_ova, write_sample
-from realclients import NO_GOVC, Endpoint, govc, govc_available
+from realclients import NO_GOVC, POOL, Endpoint, endpoint, govc, govc_available, pyvmomi, vcsim_lacks  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not govc_available(), reason=NO_GOVC)
 
 MiB = 1 << 20
-POOL = "/DC0/host/DC0_C0/Resources"  # vcsim has two pools, so govc needs to be told
 NO_EXPORT = "vcsim 0.24 has no VirtualMachine.ExportVm (MethodNotFound)"
-
-
-@pytest.fixture(scope="module", params=["sim", "vcsim"])
-def endpoint(request: pytest.FixtureRequest) -> Iterator[Endpoint]:
-    if request.param == "sim":
-        with Simulator(SimConfig(lease_timeout=300, init_seconds=0.1)) as sim:
-            yield Endpoint("sim", sim.url, sim.cafile)
-    else:
-        if find_vcsim() is None:
-            pytest.skip("no vcsim binary: run tools/build-vcsim")
-        with run_vcsim() as vc:
-            yield Endpoint("vcsim", vc.url, str(vc.cafile))
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
     return write_sample(tmp_path_factory.mktemp("ovf"), "govc-import", [2 * MiB, 1 * MiB])
-
-
-def vcsim_lacks(endpoint: Endpoint, reason: str, failed: bool) -> None:
-    """On vcsim, a known deviation: check that it still happens (``failed``), then xfail with the reason."""
-    if endpoint.name == "vcsim":
-        assert failed, f"vcsim no longer deviates ({reason}): drop the expected failure"
-        pytest.xfail(reason)
-
-
-def pyvmomi(endpoint: Endpoint) -> Any:
-    parts = urlsplit(endpoint.url)
-    return SmartConnect(host=parts.hostname, port=parts.port, user=endpoint.username, pwd=endpoint.password,
-                        sslContext=ssl.create_default_context(cafile=endpoint.cafile))
 
 
 def export_and_compare(endpoint: Endpoint, vm_name: str, sample: Sample, home: Path) -> None:
