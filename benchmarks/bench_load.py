@@ -54,7 +54,8 @@ from load.scenarios import LoadOptions  # noqa: E402
 from nfclease.sim.process import SimProcess  # noqa: E402
 from nfclease.events import EventStream  # noqa: E402
 from nfclease.session import acquire_import  # noqa: E402
-from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER, TargetSpec, open_target  # noqa: E402
+from nfclease.launcher import SIM_PASSWORD, SIM_USER  # noqa: E402
+from nfclease.target import TargetSpec, open_target  # noqa: E402
 
 LEASE_TIMEOUT = 3               # timeout accuracy: a short advertised timeout
 THROUGHPUT_LEASE_TIMEOUT = 300  # throughput: vCenter's default (a saturated server must not expire leases)
@@ -64,7 +65,7 @@ def curl_uploads(sim: SimProcess, users: int, disk_bytes: int, workdir: Path, ro
     """``rounds`` batches of ``users`` parallel curl POSTs, each to a fresh import lease; only curl is timed."""
     from nfclease.vmdk import ContentPattern, StreamOptimizedDisk
 
-    spec = TargetSpec.parse(sim.url, cafile=sim.cafile, username=DEFAULT_SIM_USER, password=DEFAULT_SIM_PASSWORD)
+    spec = TargetSpec.parse(sim.url, cafile=sim.cafile, username=SIM_USER, password=SIM_PASSWORD)
     stream = EventStream()
     files = []
     for index in range(users):  # the same kind of disk the scenario streams: random content, level 0
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         for pair in range(args.pairs):
             curl = curl_uploads(sim, args.users, options.disk_bytes, Path(tmp), 1)
             spec = RunSpec(host=sim.url, selection={"import-upload": 1}, users=args.users, spawn_rate=args.users,
-                           duration=args.seconds, options=options, username=DEFAULT_SIM_USER,
-                           password=DEFAULT_SIM_PASSWORD, stop_timeout=30)
+                           duration=args.seconds, options=options, username=SIM_USER,
+                           password=SIM_PASSWORD, stop_timeout=30)
             agg = run_load(spec).summary["aggregate"]
             ratio = agg["steady_mbps"] / curl["mbps"] if curl["mbps"] else 0.0
             ratios.append(ratio)
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         options.cafile = sim.cafile
         probe = RunSpec(host=sim.url, selection={"timeout-probe": 1}, users=args.probe_users,
                         spawn_rate=args.probe_users, duration=args.probe_seconds, options=options,
-                        username=DEFAULT_SIM_USER, password=DEFAULT_SIM_PASSWORD, stop_timeout=15)
+                        username=SIM_USER, password=SIM_PASSWORD, stop_timeout=15)
         accuracy = run_load(probe).summary["aggregate"].get("timeout_accuracy") or {}
         errors = accuracy.get("error_s") or {}
         abs_errors = accuracy.get("abs_error_s") or {}

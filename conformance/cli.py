@@ -31,71 +31,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-SIM_DEFAULTS = {"lease_timeout": 2.0, "init_seconds": 0.03, "disk_capacity": 256 * 1024}
-SIM_USER = SIM_PASSWORD = "nfclease"
-_CHILD = """
-import json, sys, threading
-from nfclease.sim import SimConfig, Simulator
-sim = Simulator(SimConfig(**json.loads(sys.argv[1]))).start()
-print(json.dumps({"url": sim.url, "port": sim.port, "cafile": sim.cafile}), flush=True)
-sys.stdin.read()  # until the parent closes our stdin (or dies)
-sim.stop()
-"""
-
-
-@contextlib.contextmanager
-def child_simulator(config: Any, start_timeout: float = 30.0) -> Iterator[dict[str, Any]]:
-    """The embedded simulator in a child process: client and server then run on two cores
-    instead of sharing one interpreter lock. Yields ``{url, port, cafile}``."""
-    import dataclasses
-    import json
-    import os
-    import select
-    import subprocess
-
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(dataclasses.asdict(config))],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=root)
-    try:
-        ready, _, _ = select.select([child.stdout], [], [], start_timeout)
-        line = child.stdout.readline() if ready else ""
-        if not line:
-            raise RuntimeError(f"the simulator did not start within {start_timeout:g} s")
-        yield json.loads(line)
-    finally:
-        with contextlib.suppress(OSError):
-            child.stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(timeout=10)
-
 
 @contextlib.contextmanager
 def open_conformance_target(spec: Any, args: argparse.Namespace) -> Iterator[Any]:
-    """The run's target; ``sim`` is started in a child process and reached over its URL."""
-    from nfclease.target import TargetSpec, open_target
+    """The run's target; ``sim`` is started in a child process (client and server on two cores)."""
+    from nfclease.target import open_target
 
     if spec.kind != "sim":
         with open_target(spec, task_timeout=120.0) as target:
             yield target
         return
-    with child_simulator(sim_config(args)) as child:
-        url_spec = TargetSpec(kind="url", host="127.0.0.1", port=child["port"], username=SIM_USER,
-                              password=SIM_PASSWORD, cafile=child["cafile"], thumbprint=spec.thumbprint,
-                              insecure=spec.insecure)
-        with open_target(url_spec, task_timeout=120.0) as target:
-            target.display_url = child["url"]
-            yield target
+    with open_target(spec, sim_config=sim_config(args), where="process", task_timeout=120.0) as target:
+        yield target
 
 
 def sim_config(args: argparse.Namespace) -> Any:
-    """The simulator's config for a conformance run: short lease timeout, quick init, small disks."""
+    """The simulator's config for a conformance run: the launcher's ``conformance`` preset, and the options."""
+    from nfclease.launcher import PRESETS
     from nfclease.sim.options import sim_config_from
 
-    return sim_config_from(args, **SIM_DEFAULTS)
+    return sim_config_from(args, **PRESETS["conformance"])
 
 
 class TargetUnavailable(Exception):

@@ -209,7 +209,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nfclease.sim import SimConfig, Simulator
+    from nfclease.launcher import start
+    from nfclease.sim import SimConfig
     from nfclease.sim.scenarios import CATALOGUE, validate_scenario
     from reports.client_matrix import write_matrix
 
@@ -231,7 +232,8 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {"scenarios": {n: CATALOGUE[n].describe() for n in scenarios}, "clients": {},
                                "skipped": {}}
     config = SimConfig(username=SIM_USER, password=SIM_PASSWORD, record=str(report / "runs"))
-    with Simulator(config) as sim:
+    with start("sim", config) as reach:
+        sim = reach.server
         for spec in chosen:
             required = _fill(spec.requires, _values(sim, ovf, report, spec.name)) if spec.requires else ""
             if required and not Path(required).exists():

@@ -93,8 +93,6 @@ def nfclease_seed(pytestconfig: pytest.Config) -> int | None:
 
 @pytest.fixture(scope="session")
 def target(pytestconfig: pytest.Config) -> Iterator[Any]:
-    from conformance.cli import SIM_DEFAULTS
-    from nfclease.sim import SimConfig
     from nfclease.target import TargetSpec, open_target
     from nfclease.vcsim import find_vcsim
 
@@ -103,7 +101,7 @@ def target(pytestconfig: pytest.Config) -> Iterator[Any]:
                             thumbprint=_opt(pytestconfig, "--thumbprint"))
     if spec.kind == "vcsim" and find_vcsim() is None:
         pytest.skip("no vcsim binary: run tools/build-vcsim")
-    with open_target(spec, sim_config=SimConfig(**SIM_DEFAULTS) if spec.kind == "sim" else None,
+    with open_target(spec, sim_config="conformance" if spec.kind == "sim" else None,
                      task_timeout=120.0) as connected:
         yield connected
 

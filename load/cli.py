@@ -48,7 +48,6 @@ from load.scenarios import LoadOptions, parse_selection
 from load.knee import describe_knee
 from load.shapes import StepShape, doubling_steps
 
-DEFAULT_SIM_LEASE_TIMEOUT = 3.0
 OPTIONS_ENV = "NFCLEASE_LOAD_OPTIONS"
 
 
@@ -76,7 +75,7 @@ def options_from(args: argparse.Namespace, env: dict[str, str] | None = None) ->
 
 
 @dataclass
-class Reach:
+class LoadTarget:
     """How users reach the target: URL (no credentials), credentials, trust, and what it is."""
 
     host: str
@@ -90,35 +89,27 @@ class Reach:
 
 
 @contextlib.contextmanager
-def reach_target(args: argparse.Namespace) -> Iterator[Reach]:
+def reach_target(args: argparse.Namespace) -> Iterator[LoadTarget]:
     """Start the simulator or vcsim when asked; yield how to reach the target."""
     target = getattr(args, "target", None) or os.environ.get("GOVC_URL") or "sim"
-    if target == "sim":
+    if target in ("sim", "vcsim"):
+        from nfclease import launcher
         from nfclease.sim.options import sim_config_from
-        from nfclease.sim import Simulator
-        from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER
 
-        config = sim_config_from(args, lease_timeout=DEFAULT_SIM_LEASE_TIMEOUT)
-        with Simulator(config) as sim:
-            yield Reach(sim.url, DEFAULT_SIM_USER, DEFAULT_SIM_PASSWORD, sim.cafile, args.thumbprint,
-                        bool(args.insecure), f"sim ({sim.url})", config.lease_timeout)
-        return
-    if target == "vcsim":
-        from nfclease.vcsim import run_vcsim
-
-        with run_vcsim() as vc:
-            cafile = str(vc.cafile) if vc.cafile else None
-            yield Reach(vc.url, vc.username, vc.password, cafile, args.thumbprint or (None if cafile else vc.thumbprint),
-                        bool(args.insecure), f"vcsim ({vc.url})")
+        preset = sim_config_from(args, **launcher.PRESETS["load"]) if target == "sim" else "default"
+        with launcher.start(target, preset) as started:
+            yield LoadTarget(started.url, started.user, started.password, started.cafile,
+                             args.thumbprint or (None if started.cafile else started.thumbprint), bool(args.insecure),
+                             f"{target} ({started.url})", started.lease_timeout)
         return
     from nfclease.target import TargetSpec
 
     spec = TargetSpec.parse(target, insecure=bool(args.insecure) or None, thumbprint=args.thumbprint)
-    yield Reach(spec.url or "", spec.username, spec.password, spec.cafile, spec.thumbprint, spec.insecure,
+    yield LoadTarget(spec.url or "", spec.username, spec.password, spec.cafile, spec.thumbprint, spec.insecure,
                 spec.display_url)
 
 
-def describe_target(reach: Reach) -> dict[str, Any]:
+def describe_target(reach: LoadTarget) -> dict[str, Any]:
     """run_info's target part (product, version, build, api_version), from one login."""
     from nfclease.target import TargetSpec, open_target
 

@@ -21,7 +21,7 @@ Input (all optional but ``selection``)::
 
     {"selection": {"import-upload": 1}, "users": 2, "spawn_rate": 10, "duration": 3,
      "workers": 0, "stop_timeout": 10, "options": {LoadOptions fields},
-     "sim": {SimConfig fields}, "sim_process": false,
+     "sim": {SimConfig fields over the launcher's "load" preset}, "sim_process": false,
      "intervals": ["HttpNfcLeaseProgress"],      # raw (start, end) of these SOAP calls
      "check_sockets": true}                       # which socket classes pyVmomi and NFC use
 """
@@ -37,7 +37,7 @@ from typing import Any
 
 from load.runner import RunSpec, run_load
 from load.scenarios import LoadOptions
-from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER
+from nfclease.launcher import PRESETS, SIM_PASSWORD, SIM_USER, Launched
 
 
 def _socket_check(host: str, cafile: str) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def _socket_check(host: str, cafile: str) -> dict[str, Any]:
 
     from nfclease.target import TargetSpec, open_target
 
-    spec = TargetSpec.parse(host, cafile=cafile, username=DEFAULT_SIM_USER, password=DEFAULT_SIM_PASSWORD)
+    spec = TargetSpec.parse(host, cafile=cafile, username=SIM_USER, password=SIM_PASSWORD)
     with open_target(spec) as target:
         target.content.about  # noqa: B018  (one SOAP call: a pooled connection now exists)
         pool = getattr(target.si._stub, "pool", [])
@@ -64,29 +64,24 @@ def _socket_check(host: str, cafile: str) -> dict[str, Any]:
 
 
 def run(request: dict[str, Any], sims: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One run; ``sims`` caches in-process simulators by configuration across a batch."""
-    import contextlib
+    """One run; ``sims`` caches started simulators by configuration across a batch.
 
-    from nfclease.sim import SimConfig, Simulator
-
-    from nfclease.sim.process import SimProcess
-
-    sim_fields = dict(request.get("sim") or {})
-    key = json.dumps(sim_fields, sort_keys=True)
-    with contextlib.ExitStack() as stack:
-        if request.get("sim_process"):
-            sim: Any = stack.enter_context(SimProcess(lease_timeout=sim_fields.get("lease_timeout", 3),
-                                                      init_seconds=sim_fields.get("init_seconds"),
-                                                      delay=sim_fields.get("delay")))
-        elif sims is not None and key in sims:
-            sim = sims[key]
-        else:
-            sim = Simulator(SimConfig(**sim_fields)).start()
-            if sims is not None:
-                sims[key] = sim
-            else:
-                stack.callback(sim.stop)
-        return _run_on(sim, request)
+    ``sim``: SimConfig fields over the ``load`` preset; ``sim_process``: the
+    simulator in a child process instead of a thread of this one.
+    """
+    config = {**PRESETS["load"], **(request.get("sim") or {})}
+    where = "process" if request.get("sim_process") else "thread"
+    key = json.dumps([config, where], sort_keys=True)
+    if sims is not None and key in sims:
+        return _run_on(sims[key].reach, request)
+    launched = Launched("sim", config, where)
+    if sims is not None:
+        sims[key] = launched
+        return _run_on(launched.reach, request)
+    try:
+        return _run_on(launched.reach, request)
+    finally:
+        launched.stop()
 
 
 def _run_on(sim: Any, request: dict[str, Any]) -> dict[str, Any]:
@@ -95,8 +90,8 @@ def _run_on(sim: Any, request: dict[str, Any]) -> dict[str, Any]:
     options.cafile = sim.cafile
     spec = RunSpec(host=sim.url, selection=request["selection"], users=int(request.get("users", 2)),
                    spawn_rate=float(request.get("spawn_rate", 20)), duration=float(request.get("duration", 3)),
-                   workers=int(request.get("workers", 0)), options=options, username=DEFAULT_SIM_USER,
-                   password=DEFAULT_SIM_PASSWORD, stop_timeout=float(request.get("stop_timeout", 10)))
+                   workers=int(request.get("workers", 0)), options=options, username=SIM_USER,
+                   password=SIM_PASSWORD, stop_timeout=float(request.get("stop_timeout", 10)))
     environments: list[Any] = []
 
     def tick(_live: dict[str, Any]) -> None:

@@ -73,18 +73,18 @@ def _init(environment, **_kwargs) -> None:
 
     context = attach(environment)
     if environment.host == "sim" and not isinstance(environment.runner, WorkerRunner):
-        from nfclease.sim import SimConfig, Simulator
-        from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER
+        from nfclease.launcher import Launched
 
-        sim = Simulator(SimConfig(lease_timeout=3, init_seconds=0.2)).start()
-        context.owned.append(sim)
-        context.cafile = sim.cafile
-        context.username, context.password = DEFAULT_SIM_USER, DEFAULT_SIM_PASSWORD
-        environment.host = sim.url
+        launched = Launched("sim", "load")
+        reach = launched.reach
+        context.owned.append(launched)
+        context.cafile = reach.cafile
+        context.username, context.password = reach.user, reach.password
+        environment.host = reach.url
         if environment.parsed_options is not None:  # forwarded to workers (same host), if any
-            environment.parsed_options.nfc_cafile = sim.cafile
+            environment.parsed_options.nfc_cafile = reach.cafile
             environment.parsed_options.nfc_embedded_sim = True
-        print(f"nfclease: embedded simulator at {sim.url} (lease timeout 3 s)", flush=True)
+        print(f"nfclease: embedded simulator at {reach.url} (lease timeout {reach.lease_timeout:g} s)", flush=True)
 
 
 @events.quitting.add_listener

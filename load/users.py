@@ -72,9 +72,9 @@ class LoadContext:
         username = self.username or os.environ.get(USERNAME_ENV) or None
         password = self.password or os.environ.get(PASSWORD_ENV) or None
         if options.embedded_sim and not (username and password):
-            from nfclease.target import DEFAULT_SIM_PASSWORD, DEFAULT_SIM_USER
+            from nfclease.launcher import SIM_PASSWORD, SIM_USER
 
-            username, password = DEFAULT_SIM_USER, DEFAULT_SIM_PASSWORD
+            username, password = SIM_USER, SIM_PASSWORD
         return TargetSpec.parse(host, cafile=options.cafile or self.cafile or None,
                                 thumbprint=options.thumbprint or None, insecure=options.insecure or None,
                                 username=username, password=password)

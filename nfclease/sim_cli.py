@@ -63,7 +63,7 @@ def print_scenarios() -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; 2 when the simulator cannot start."""
-    from nfclease.sim import Simulator
+    from nfclease.launcher import Launched
 
     if args.list_deviations:
         print_deviations()
@@ -80,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     config.scenario, config.record = args.scenario, args.record
     try:
-        sim = Simulator(config).start()
+        launched = Launched("sim", config)
     except (OSError, ValueError) as exc:
         print(f"nfclease sim: cannot start: {exc}", file=sys.stderr)
         return 2
+    sim = launched.reach.server
     if args.judge and sim.lab.recorder is not None:
         from conformance.judge_client import print_session
 
@@ -99,5 +100,5 @@ def run(args: argparse.Namespace) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         stop.wait()
     finally:
-        sim.stop()
+        launched.stop()
     return 0

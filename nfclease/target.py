@@ -33,6 +33,7 @@ from typing import Any, Iterator, Literal, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 from nfclease import lifecycle, redaction
+from nfclease.launcher import SIM_PASSWORD
 from nfclease.redaction import redact_text
 from nfclease.transfer import NfcClient, make_ssl_context, normalize_thumbprint
 
@@ -40,8 +41,6 @@ log = logging.getLogger(__name__)
 
 TargetKind = Literal["sim", "vcsim", "url"]
 _TRUE = {"1", "true", "yes", "on", "t", "y"}
-DEFAULT_SIM_USER = "nfclease"
-DEFAULT_SIM_PASSWORD = "nfclease"
 
 
 INSECURE_WARNING = ("TLS verification is OFF (--insecure / GOVC_INSECURE): anyone on the network path can "
@@ -291,7 +290,7 @@ class Target:
     def _connect(self) -> Any:
         from pyVim.connect import SmartConnect
 
-        if self.spec.kind == "url" and self._password != DEFAULT_SIM_PASSWORD:  # that one names our objects
+        if self.spec.kind == "url" and self._password != SIM_PASSWORD:  # that one names our objects
             redaction.remember(self._password)
         try:
             si = SmartConnect(host=self._host, port=self._port, path=self._path, user=self._username,
@@ -772,38 +771,29 @@ def open_target(
     sim_config: Any | None = None,
     vcsim_options: Mapping[str, Any] | None = None,
     task_timeout: float = 300.0,
+    where: str = "thread",
 ) -> Iterator[Target]:
-    """Start (sim/vcsim) or reach (URL) the target, connect, and clean up on exit.
+    """Start (sim/vcsim, through :func:`nfclease.launcher.start`) or reach (URL) the target, connect,
+    and clean up on exit.
 
-    ``sim_config`` is a :class:`nfclease.sim.SimConfig` or a dict of its
-    fields (``lease_timeout``, ``init_seconds``, ``api_version`` ...).
+    ``sim_config`` is a launcher preset name, a :class:`nfclease.sim.SimConfig`
+    or a dict of its fields (``lease_timeout``, ``init_seconds``, ``api_version`` ...);
+    ``where``: the simulator in a ``thread`` of this process or a child ``process``.
     """
     if not isinstance(spec, TargetSpec):
         spec = TargetSpec.parse(spec)
     with contextlib.ExitStack() as stack:
-        if spec.kind == "sim":
-            from nfclease.sim import SimConfig, Simulator
+        if spec.kind in ("sim", "vcsim"):
+            from nfclease import launcher
 
-            config = sim_config if sim_config is not None else SimConfig()
-            if isinstance(config, Mapping):
-                config = SimConfig(**config)
-            sim = stack.enter_context(Simulator(config))
-            user = spec.username or getattr(config, "username", None) or DEFAULT_SIM_USER
-            password = spec.password or getattr(config, "password", None) or DEFAULT_SIM_PASSWORD
-            cafile, thumbprint = spec.cafile or str(sim.cafile), spec.thumbprint
-            url, server = sim.url, sim
-        elif spec.kind == "vcsim":
-            from nfclease import vcsim
-
-            peer = stack.enter_context(vcsim.run_vcsim(**dict(vcsim_options or {})))
-            user = spec.username or peer.username
-            password = spec.password or peer.password
-            cafile = spec.cafile or (str(peer.cafile) if peer.cafile else None)
-            thumbprint = spec.thumbprint
-            if cafile is None and thumbprint is None:
-                # Our own child process on loopback: pin what it serves rather than trust nothing.
-                thumbprint = peer.thumbprint
-            url, server = peer.url, peer
+            preset = sim_config if sim_config is not None else "default"
+            reach = stack.enter_context(launcher.start(spec.kind, preset, where, **dict(vcsim_options or {})))
+            user = spec.username or reach.user
+            password = spec.password or reach.password
+            cafile = spec.cafile or reach.cafile
+            # the simulator's CA file is trusted; vcsim without one is pinned by what it serves
+            thumbprint = spec.thumbprint or (reach.thumbprint if cafile is None else None)
+            url, server = reach.url, reach.server
         else:
             if not spec.username or not spec.password:
                 raise ValueError(f"{spec.display_url}: user name and password are needed "
