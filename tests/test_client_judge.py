@@ -209,3 +209,23 @@ def test_package_for_deploy_tools_is_an_ovf_with_its_disk(tmp_path: Path) -> Non
     disks = [p for p in ovf.parent.iterdir() if p.suffix == ".vmdk"]
     assert ovf.exists() and len(disks) == 1 and disks[0].name in ovf.read_text()
     assert read_stream_optimized(disks[0].read_bytes()) is not None
+
+
+def test_sim_judges_each_session_live(tmp_path: Path) -> None:
+    """``nfclease sim --record DIR --judge``: the verdicts of a session print when the client logs out."""
+    from nfclease.child import read_lines, stop
+
+    sim = subprocess.Popen([sys.executable, "-m", "nfclease", "sim", "--port", "0", "--record", str(tmp_path),
+                            "--judge", "--scenario", "upload-503"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        url, note = read_lines(sim, 2, 60, RuntimeError)
+        cafile = note.split()[2]
+        client = subprocess.run([sys.executable, str(BAD_CLIENT), "--defect", "no-abort", "--port",
+                                 url.rsplit(":", 1)[1].split("/")[0], "--cafile", cafile],
+                                capture_output=True, text=True, timeout=60)
+        assert client.returncode == 1, client.stderr
+    finally:
+        stop(sim, 10)
+    out = sim.stdout.read().decode()
+    assert "# session-1.jsonl: " in out
+    assert next(x for x in out.splitlines() if "client.abort-on-failure" in x).startswith("FAIL")
