@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from nfclease.events import EventStream
-from nfclease.session import LeaseSession, acquire_export_vm, acquire_import, attempt
+from nfclease.session import LeaseSession, abort_fault, acquire_export_vm, acquire_import, attempt
 
 log = logging.getLogger("load.scenarios")
 
@@ -138,9 +139,13 @@ class Held:
         return self.ended or self.session.state in ("done", "error")
 
     def finish(self) -> None:
-        """Leave no lease held: Abort it unless it is known to be over (recorded), then forget it."""
+        """Leave no lease held: Abort it unless it is known to be over (recorded), then forget it.
+
+        Called from ``finally``: the exception in flight, if any, is the cause the Abort reports
+        (its fault reaches the lease's task, so whoever watches the task learns why).
+        """
         if not self.released():
-            attempt(self.session.abort)
+            attempt(self.session.abort, abort_fault(sys.exc_info()[1]))
         self.ended = True
         forget(self.ctx, self.session)
         if self.session.kind == "import" and not self.completed and self.session.entity is not None:

@@ -727,6 +727,16 @@ class KeepAlive:
 
 # -- acquiring -------------------------------------------------------------------------
 
+def abort_fault(cause: BaseException | None) -> Any:
+    """The fault an Abort reports for ``cause`` (a failed call, a signal, None: the run ended)."""
+    from pyVmomi import vmodl
+
+    if cause is None or isinstance(cause, KeyboardInterrupt):
+        return vmodl.fault.RequestCanceled(msg=f"nfclease: the run ended ({cause or 'cleanup'})")
+    _outcome, fault, message = classify(cause)
+    return vmodl.fault.SystemError(msg=f"nfclease: {fault}: {message}"[:MESSAGE_LIMIT], reason=fault)
+
+
 def _make_fault(fault: str | Any | None) -> Any:
     if fault is None or not isinstance(fault, str):
         return fault
@@ -889,5 +899,5 @@ def _current_snapshot(target: Target, vm: Any) -> Any | None:
 
 __all__ = [
     "Attempt", "KeepAlive", "LeaseSession", "NoCoveredVm", "NoDeviceUrl", "NoTask", "acquire_export_snapshot",
-    "acquire_export_vapp", "acquire_export_vm", "acquire_import", "attempt", "classify", "next_handle",
+    "abort_fault", "acquire_export_vapp", "acquire_export_vm", "acquire_import", "attempt", "classify", "next_handle",
 ]
