@@ -136,12 +136,24 @@ def test_credentials_are_enforced() -> None:
 
 @needs_vcsim
 def test_stopped_on_exit() -> None:
+    """Judged by outcome: the process is gone, its port refuses, its files are removed.
+
+    Whether vcsim had installed its SIGTERM handler yet (exit 0) or died of
+    the signal (-15) depends on how loaded the machine is, so either is fine;
+    what matters is that nothing is left behind.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
     with run_vcsim() as vc:
         proc = vc._proc
         cafile = vc.cafile
+        port = urlsplit(vc.url).port
         assert proc is not None and proc.poll() is None
-    assert proc.returncode == 0  # SIGTERM -> clean exit
+    assert proc.returncode is not None, "vcsim is still running after the context exited"
     assert cafile is not None and not cafile.exists()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass
 
 
 # -- the helper, without vcsim ------------------------------------------------

@@ -135,21 +135,32 @@ class SimHTTPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             log.error("request from %s failed:\n%s", client_address, traceback.format_exc())
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, tracked in :attr:`connections` as the socket actually served.
+
+        After the TLS handshake the raw socket no longer owns its descriptor:
+        the set must hold the TLS socket, or the entry is never removed and
+        :meth:`close_connections` cannot end the connection.
+        """
+        conn = request
         with self.connections_lock:
-            self.connections.add(request)
+            self.connections.add(conn)
         try:
             if self.tls is not None:
-                request.settimeout(30)
+                conn.settimeout(30)
                 try:
-                    request = self.tls.wrap_socket(request, server_side=True)
+                    wrapped = self.tls.wrap_socket(conn, server_side=True)
                 except (ssl.SSLError, OSError) as exc:
                     log.debug("TLS handshake with %s failed: %s", client_address, exc)
                     return
-                request.settimeout(None)
-            self.RequestHandlerClass(request, client_address, self)
+                with self.connections_lock:
+                    self.connections.discard(conn)
+                    self.connections.add(wrapped)
+                conn = wrapped
+                conn.settimeout(None)
+            self.RequestHandlerClass(conn, client_address, self)
         finally:
             with self.connections_lock:
-                self.connections.discard(request)
+                self.connections.discard(conn)
 
     def close_connections(self) -> None:
         with self.connections_lock:
