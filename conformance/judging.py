@@ -71,6 +71,11 @@ class TableJudging:
             if forced == "alive" and not entity and not T.row(T.EXPIRED, case).expect.accepts(obs):
                 j.checks += self._alive_checks(lease, event, True, str(obs))
             new = nxt(accepted)
+            if entity and case.split(":", 1)[0] in T.BLOCKED_OPERATIONS:
+                # a VM operation judges the lock, it does not tell the lease's state: a PowerOn that
+                # worked in the expiry window may mean an expired lease or a broken lock, so the
+                # lease stays as uncertain as it was (else a lock deviation is blamed on release.*)
+                new = set(possible)
         else:
             ready_row, expired_row = T.row(T.READY, case), T.row(T.EXPIRED, case)
             if forced == "expired" and ready_row.expect.accepts(obs):
@@ -78,6 +83,7 @@ class TableJudging:
                     "timeout.expires", False, expired_row.expect.describe(), str(obs),
                     f"{self._timing_text(lease, event, 'expired')}; {event.call} expected "
                     f"{expired_row.expect.describe()}, observed {obs}"))
+                lease.outlived = True  # one deviation, one verdict: later calls are not judged as expired
                 new = set(ready_row.next_states(T.READY, case, obs)) if not entity else {T.READY}
             elif forced == "alive" and not entity and expired_row.expect.accepts(obs):
                 j.checks += self._alive_checks(lease, event, False, str(obs), ready_row.expect.describe())
@@ -224,7 +230,7 @@ class TableJudging:
     def _timing(self, lease: LeaseModel, event: Event) -> str | None:
         """``alive`` / ``window`` / ``expired`` for a lease that may be ready; None if unknowable."""
         T_ = lease.lease_timeout
-        if T_ is None or lease.renew_lo is None:
+        if T_ is None or lease.renew_lo is None or lease.outlived:
             return None
         tol = self.tolerance(T_)
         if lease.renew_hi is not None and event.start > lease.renew_hi + T_ + tol:

@@ -37,6 +37,7 @@ class LeaseModel:
     renew_lo: float | None = None
     renew_hi: float | None = None
     renewed_by_progress: bool = False
+    outlived: bool = False  # seen alive when it surely had expired: its timing is judged no more (reported once)
     # what values showed
     reads: int = 0
     ready_known: bool = False

@@ -48,9 +48,14 @@ def print_deviations() -> None:
     """The catalogue of ``--deviate`` names, one a line: name, family, the wrong behaviour."""
     from nfclease.sim.deviations import CATALOGUE
 
+    from nfclease.sim.vendors import VENDORS
+
     width = max(len(name) for name in CATALOGUE)
     for d in sorted(CATALOGUE.values(), key=lambda d: (d.family, d.name)):
         print(f"{d.name:<{width}}  {d.family:<16}  {d.description}")
+    print("\n# simulated vendors (--vendor NAME): the deviations each bundles")
+    for v in VENDORS.values():
+        print(f"# {v.name}: {', '.join(v.deviations)}")
 
 
 def print_scenarios() -> None:

@@ -53,7 +53,8 @@ def test_the_command_line_refuses_an_unknown_name_in_one_line_and_lists_the_cata
     assert "unknown deviation 'lock_ignored': did you mean locks_ignored?" in bad.stderr.splitlines()[-1]
     listed = _sim("--list-deviations")
     assert listed.returncode == 0
-    assert {line.split()[0] for line in listed.stdout.splitlines()} == set(CATALOGUE)
+    assert {line.split()[0] for line in listed.stdout.splitlines() if line and not line.startswith("#")} == set(CATALOGUE)
+    assert "# vcsim-like: " in listed.stdout
 
 
 def test_deviate_switches_the_behaviour_on_in_the_served_simulator() -> None:

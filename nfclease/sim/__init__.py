@@ -24,6 +24,7 @@ from typing import Any
 
 from nfclease.sim.scenarios import validate_scenario
 from nfclease.sim.deviations import CATALOGUE, parse_deviations, validate_deviations
+from nfclease.sim.vendors import vendor_named
 from nfclease.sim.soap import version_for
 from nfclease.sim.tls import generate_self_signed, server_context, thumbprint
 
@@ -54,6 +55,8 @@ class SimConfig:
     tls: bool = True
     #: deliberate wrong behaviours, by name (``nfclease.sim.deviations.CATALOGUE``); off by default
     deviations: tuple[str, ...] = ()
+    #: a simulated vendor (``nfclease.sim.vendors.VENDORS``): its deviations join these, its settings win
+    vendor: str | None = None
     #: the client fault-injection scenario in force (``nfclease.sim.scenarios.CATALOGUE``), switchable at run time
     scenario: str = "baseline"
     #: a directory: record every client session there as ``session-<n>.jsonl`` (``nfclease sim --record``)
@@ -63,6 +66,11 @@ class SimConfig:
         if isinstance(self.deviations, str):
             self.deviations = parse_deviations(self.deviations)
         self.deviations = validate_deviations(self.deviations)
+        if self.vendor:
+            profile = vendor_named(self.vendor)
+            self.deviations = tuple(dict.fromkeys(self.deviations + profile.deviations))
+            for name, value in profile.settings.items():
+                setattr(self, name, value)
         validate_scenario(self.scenario)
 
     def deviates(self, name: str) -> bool:

@@ -524,6 +524,9 @@ class LeaseManager:
         release; real servers delete it soon after (ManagedObjectNotFound). A
         bounded retention keeps both true and keeps a long churn run's memory flat.
         """
+        if self.config.release_retention <= 0:  # deleted on release, as ESXi and vcsim do
+            self.forget(lease)
+            return
         self.released.append(lease)
         while len(self.released) > self.config.max_released_leases:
             self.forget(self.released.popleft())

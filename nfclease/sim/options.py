@@ -29,6 +29,15 @@ def _deviation_list(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _vendor_name(text: str) -> str:
+    from nfclease.sim.vendors import vendor_named
+
+    try:
+        return vendor_named(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
     """Simulator knobs, shared by ``nfclease sim`` and commands that start one."""
     group = parser.add_argument_group("embedded simulator")
@@ -43,6 +52,9 @@ def add_sim_arguments(parser: argparse.ArgumentParser) -> None:
                        help="device URLs carry the host '*' as ESXi's do")
     group.add_argument("--delay", type=float, default=None,
                        help="deliberate slowness: seconds per transferred MiB and milliseconds per SOAP call")
+    group.add_argument("--vendor", type=_vendor_name, default=None,
+                       help="behave like a simulated product: vcsim-like, esxi-like or strict (deviations and "
+                            "settings bundled; conformance/expectations/<vendor>.yaml lists what it FAILs)")
     group.add_argument("--deviate", metavar="NAME[,NAME...]", type=_deviation_list, action="extend", default=None,
                        help="switch on deliberate wrong behaviours, to see the suite catch them "
                             "(e.g. no_timeout,complete_twice_ok; `nfclease sim --list-deviations` lists them)")
@@ -60,4 +72,7 @@ def sim_config_from(args: argparse.Namespace, **defaults: Any) -> SimConfig:
         config.star_hosts = True
     if getattr(args, "deviate", None):
         config.deviations = tuple(dict.fromkeys(config.deviations + tuple(args.deviate)))
+    if getattr(args, "vendor", None):
+        config.vendor = args.vendor
+        config.__post_init__()  # the profile's deviations and settings, now
     return config
