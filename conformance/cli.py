@@ -134,7 +134,9 @@ def prepare(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
     Raises ValueError/OSError/ExpectationError naming what is wrong."""
     from conformance.expectations import expectations_path, load_expectations
     from nfclease.target import TargetSpec
+    from nfclease.targetargs import export_to_environment
 
+    export_to_environment(args)  # --datacenter, --ca-file ... win over GOVC_* here and in child processes
     expectations = load_expectations(args.expectations) if getattr(args, "expectations", None) else {}
     source = str(expectations_path(args.expectations)) if expectations else ""
     spec = TargetSpec.parse(getattr(args, "target", None), insecure=True if getattr(args, "insecure", False) else None,
@@ -186,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``nfclease conform``'s options (and the simulator's, for ``--target sim``)."""
     from nfclease.sim.options import add_sim_arguments
+    from nfclease.targetargs import add_lab_arguments
     from nfclease.usage import TARGET_HELP
 
     parser.add_argument("--target", default=None, help=TARGET_HELP)
@@ -202,6 +205,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds the run may spend waiting for leases to expire (default: the profile's, "
                              "smoke 10, ci 30, thorough 900)")
     add_sim_arguments(parser)
+    add_lab_arguments(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

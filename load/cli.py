@@ -174,6 +174,9 @@ def summary_table(figures: dict[str, Any], console: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from nfclease.targetargs import export_to_environment
+
+    export_to_environment(args)  # --datacenter, --ca-file ... win over GOVC_*, in the workers too
     console = Console(width=None if sys.stdout.isatty() else 160)
     errors = Console(stderr=True)
     try:
@@ -266,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``nfclease load``'s options (and the simulator's, for ``--target sim``)."""
     from nfclease.sim.options import add_sim_arguments
+    from nfclease.targetargs import add_lab_arguments
     from nfclease.usage import TARGET_HELP
 
     parser.add_argument("--target", default=None, help=TARGET_HELP)
@@ -287,9 +291,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keepalive", type=float, default=None,
                         help="seconds between Progress calls (default 2, as govmomi)")
     parser.add_argument("--held-leases", type=int, default=None, help="keepalive scenario: leases each user holds")
-    parser.add_argument("--insecure", action="store_true")
-    parser.add_argument("--thumbprint")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
+    parser.add_argument("--thumbprint", help="pin the target's certificate (SHA-1 or SHA-256 thumbprint)")
     add_sim_arguments(parser)
+    add_lab_arguments(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,7 @@ EXAMPLE = textwrap.dedent("""\
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nfclease.sim.options import add_sim_arguments
+    from nfclease.targetargs import add_lab_arguments
     from nfclease.usage import TARGET_HELP
 
     parser.description = ("The main job: start the embedded simulator (or use --target), run the conformance "
@@ -72,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-expiry", action="store_true",
                         help="on a real target, also wait for leases to expire (takes leaseTimeout each)")
     add_sim_arguments(parser)
+    add_lab_arguments(parser)
     one_line_errors(parser)
 
 

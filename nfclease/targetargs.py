@@ -12,12 +12,18 @@ over its ``GOVC_*`` variable (``GOVC_DATACENTER``, ``GOVC_CLUSTER``,
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
+from typing import MutableMapping
 
 from nfclease.target import TargetSpec
+from nfclease.usage import TARGET_HELP
 
-TARGET_HELP = ("sim (the embedded simulator), vcsim, or https://user:pass@host/sdk; "
-               "default: $GOVC_URL if set, else sim")
+ENVIRONMENT = {  # flag dest -> the govc variable it overrides
+    "ca_file": "GOVC_TLS_CA_CERTS", "datacenter": "GOVC_DATACENTER", "cluster": "GOVC_CLUSTER",
+    "esx_host": "GOVC_HOST", "resource_pool": "GOVC_RESOURCE_POOL", "datastore": "GOVC_DATASTORE",
+    "folder": "GOVC_FOLDER",
+}
 PLACEMENT = {  # flag dest -> TargetSpec field
     "datacenter": "datacenter", "cluster": "cluster", "esx_host": "esx_host",
     "resource_pool": "resource_pool", "datastore": "datastore", "folder": "folder",
@@ -28,15 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser, *, placement: bool = True) ->
     """``--target`` and the TLS flags; with ``placement``, where imports go."""
     group = parser.add_argument_group("target and trust")
     group.add_argument("--target", default=None, help=TARGET_HELP)
-    group.add_argument("--ca-file", dest="ca_file", default=None,
-                       help="PEM bundle of CAs to trust (default: the system store; GOVC_TLS_CA_CERTS)")
     group.add_argument("--thumbprint", default=None,
                        help="pin the server certificate by its SHA-1 or SHA-256 thumbprint (GOVC_TLS_KNOWN_HOSTS)")
     group.add_argument("--insecure", action="store_true",
                        help="do not verify the server certificate at all (warned about; prefer --thumbprint)")
+    add_lab_arguments(parser, placement=placement)
+
+
+def add_lab_arguments(parser: argparse.ArgumentParser, *, placement: bool = True) -> None:
+    """``--ca-file`` and the placement flags, for commands that define ``--target`` themselves."""
+    parser.add_argument("--ca-file", dest="ca_file", default=None,
+                        help="PEM bundle of CAs to trust (default: the system store; GOVC_TLS_CA_CERTS)")
     if not placement:
         return
-    where = parser.add_argument_group("placement (only here does the suite create anything)")
+    where = parser.add_argument_group("placement on a URL target (the only place the suite creates anything)")
     where.add_argument("--datacenter", default=None, help="datacenter name or path (GOVC_DATACENTER)")
     where.add_argument("--cluster", default=None, help="cluster whose root pool takes imports (GOVC_CLUSTER)")
     where.add_argument("--host", dest="esx_host", default=None, help="ESXi host for imports (GOVC_HOST)")
@@ -44,6 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser, *, placement: bool = True) ->
                        help="resource pool path or name (GOVC_RESOURCE_POOL)")
     where.add_argument("--datastore", default=None, help="datastore name or path (GOVC_DATASTORE)")
     where.add_argument("--folder", default=None, help="VM folder path or name (GOVC_FOLDER)")
+
+
+def export_to_environment(args: argparse.Namespace, environ: MutableMapping[str, str] | None = None) -> None:
+    """Write the lab flags given into their ``GOVC_*`` variables (a flag wins over its variable).
+
+    Every part of a run reads the target through :meth:`TargetSpec.parse`, in
+    this process and in the ones it starts (Locust workers, the load child of
+    ``nfclease run``), so the environment is how a flag reaches all of them.
+    """
+    environ = os.environ if environ is None else environ
+    for dest, variable in ENVIRONMENT.items():
+        value = getattr(args, dest, None)
+        if value:
+            environ[variable] = str(value)
 
 
 def spec_from_args(args: argparse.Namespace) -> TargetSpec:
@@ -56,4 +81,4 @@ def spec_from_args(args: argparse.Namespace) -> TargetSpec:
     return spec
 
 
-__all__ = ["TARGET_HELP", "add_arguments", "spec_from_args"]
+__all__ = ["ENVIRONMENT", "add_arguments", "add_lab_arguments", "export_to_environment", "spec_from_args"]

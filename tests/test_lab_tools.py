@@ -4,6 +4,7 @@ All against one shared ``nfclease sim`` child, planted and inspected with plain 
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import uuid
@@ -15,6 +16,7 @@ from pyVim.connect import Disconnect
 
 from conftest import start_import, wait_ready, wait_task
 from lab import LabSim, inspect, lab_fixture, nfclease
+from nfclease.targetargs import export_to_environment
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,15 @@ def test_an_independent_client_sees_the_thumbprint_the_message_names(lab: LabSim
     fingerprint = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha1"], input=cert,
                                  capture_output=True, text=True, timeout=30).stdout
     assert fingerprint.strip().split("=", 1)[1] == lab.thumbprint
+
+
+def test_placement_flags_win_over_govc_variables_and_reach_child_processes(lab: LabSim) -> None:
+    by_env = nfclease(lab, "doctor", "--target", lab.target, GOVC_HOST="DC0_C0_H1")
+    assert by_env.returncode == 0 and "host DC0_C0_H1" in by_env.stdout, by_env.stdout + by_env.stderr
+    by_flag = nfclease(lab, "doctor", "--target", lab.target, "--host", "DC0_C0_H0", GOVC_HOST="DC0_C0_H1")
+    assert by_flag.returncode == 0 and "host DC0_C0_H0" in by_flag.stdout, by_flag.stdout
+    missing = nfclease(lab, "doctor", "--target", lab.target, "--folder", "NoSuchFolder")
+    assert missing.returncode == 1 and "NoSuchFolder" in missing.stdout
+    environ = {"GOVC_FOLDER": "old"}
+    export_to_environment(argparse.Namespace(folder="new", datastore=None, ca_file="ca.pem"), environ)
+    assert environ == {"GOVC_FOLDER": "new", "GOVC_TLS_CA_CERTS": "ca.pem"}  # what conform/load/run children read
