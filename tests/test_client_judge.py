@@ -229,3 +229,14 @@ def test_sim_judges_each_session_live(tmp_path: Path) -> None:
     out = sim.stdout.read().decode()
     assert "# session-1.jsonl: " in out
     assert next(x for x in out.splitlines() if "client.abort-on-failure" in x).startswith("FAIL")
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["--scenario", "stal"], "unknown client scenario 'stal': did you mean stall?"),
+    (["--clients", "/nonexistent/clients.yaml"], "cannot read the clients file"),
+    (["--client", "nobody"], "no client 'nobody'"),
+])
+def test_clients_command_refuses_a_bad_invocation_in_one_line(tmp_path: Path, argv: list[str], says: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "nfclease", "clients", "--report", str(tmp_path), *argv],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1
