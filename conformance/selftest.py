@@ -49,6 +49,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     # lifecycle, initializing
     "done_without_complete": ("state.lifecycle",),
     "deleted_lease_reappears": ("release.deleted",),
+    "task_ends_at_handout": ("state.task-running",),
     "ready_without_info": ("state.ready-info",),
     "import_key_missing": ("state.ready-info",),
     "init_progress_per_mille": ("state.init-progress",),

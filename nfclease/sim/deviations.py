@@ -43,6 +43,8 @@ _ENTRIES = (
     # -- lifecycle
     Deviation("done_without_complete", "lifecycle",
               "an import lease goes to done on its own once every file is uploaded, without Complete"),
+    Deviation("task_ends_at_handout", "lifecycle",
+              "the import/export task succeeds as soon as the lease is handed out, while the lease is held"),
     Deviation("deleted_lease_reappears", "lifecycle",
               "the first call after release answers ManagedObjectNotFound, later ones InvalidState again"),
     # -- initializing
