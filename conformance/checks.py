@@ -17,6 +17,7 @@ from conformance.state import LeaseModel, Transfer
 from conformance.verdicts import Check
 from conformance.vmodl import is_a
 from nfclease.events import Event
+from nfclease import vocabulary as V
 
 HEX = re.compile(r"^[0-9a-f]+$")
 
@@ -53,7 +54,7 @@ class ValueChecks:
                                       observation=f"info {shown} in {state}"))
         if len(lease.possible) == 1 and state == "error":
             (now,) = lease.possible
-            row = T.row(now, "Read", lease.released_as)
+            row = T.row(now, V.READ, lease.released_as)
             if row.error_fault:
                 checks.append(self._check(
                     row.clauses[0], bool(error) and is_a(error, row.error_fault), row.error_fault, str(error),
@@ -212,10 +213,10 @@ class ValueChecks:
         if device is None:
             return checks
         key = lease.key(device)
-        tr = Transfer("upload" if event.call == "Upload" else "download", int_of(value.get("bytes")),
+        tr = Transfer("upload" if event.call == V.UPLOAD else "download", int_of(value.get("bytes")),
                       hex_of(value.get("sha1")), hex_of(value.get("sha256")))
         lease.transfers[key] = tr
-        if event.call == "Download" and key in lease.manifest and key in lease.manifest_covers:
+        if event.call == V.DOWNLOAD and key in lease.manifest and key in lease.manifest_covers:
             # only a manifest read after an earlier download of this key describes the stream
             entry = lease.manifest[key]
             bad = []

@@ -22,11 +22,12 @@ from typing import Any, Callable, Iterable, Literal, Sequence
 
 from conformance.client_clauses import BY_ID, CLIENT_CLAUSES
 from nfclease.events import Event, read_history
+from nfclease import vocabulary as V
 
 Status = Literal["PASS", "FAIL", "NA"]
 STREAM_VMDK = "application/x-vnd.vmware-streamvmdk"
-USES = ("Upload", "Download", "Progress", "Complete", "GetManifest", "SetManifestChecksumType", "PullFromUrls")
-AFTER_RELEASE = ("Complete", "Abort", "GetManifest", "SetManifestChecksumType", "PullFromUrls", "Upload", "Download")
+USES = (V.UPLOAD, V.DOWNLOAD, V.PROGRESS, V.COMPLETE, V.GET_MANIFEST, V.SET_MANIFEST_CHECKSUM_TYPE, V.PULL_FROM_URLS)
+AFTER_RELEASE = (V.COMPLETE, V.ABORT, V.GET_MANIFEST, V.SET_MANIFEST_CHECKSUM_TYPE, V.PULL_FROM_URLS, V.UPLOAD, V.DOWNLOAD)
 ERROR_POLL_READS = 3
 ERROR_POLL_SECONDS = 2.0
 
@@ -57,11 +58,11 @@ class LeaseTrack:
 
     @property
     def kind(self) -> str | None:
-        acquired = self.calls("Acquire")
+        acquired = self.calls(V.ACQUIRE)
         return acquired[0].args.get("kind") if acquired else None
 
     def reads(self) -> list[Event]:
-        return [e for e in self.calls("Read") if isinstance(e.value, dict)]
+        return [e for e in self.calls(V.READ) if isinstance(e.value, dict)]
 
     def info(self) -> dict[str, Any] | None:
         return next((e.value["info"] for e in self.reads() if e.value.get("info")), None)
@@ -82,10 +83,10 @@ class LeaseTrack:
 
     def released(self) -> Event | None:
         """The client's first successful Complete or Abort of this lease."""
-        return next((e for e in self.calls("Complete", "Abort") if e.outcome == "ok"), None)
+        return next((e for e in self.calls(V.COMPLETE, V.ABORT) if e.outcome == "ok"), None)
 
     def transfers(self) -> list[Event]:
-        return self.calls("Upload", "Download")
+        return self.calls(V.UPLOAD, V.DOWNLOAD)
 
     def failed_devices(self) -> dict[str, Event]:
         """Devices whose last transfer failed (or was broken on purpose and never redone)."""
@@ -112,7 +113,7 @@ def _held_span(track: LeaseTrack) -> tuple[float, float] | None:
         start = seen.end
     else:
         start = ready.start
-    ends = [e.start for e in track.calls("Complete", "Abort")]
+    ends = [e.start for e in track.calls(V.COMPLETE, V.ABORT)]
     ends += [e.start for e in track.calls("State") if e.args.get("state") in ("done", "error")]
     if not ends:
         ends = [max(e.end for e in track.events)]
@@ -124,7 +125,7 @@ def _renewal_gaps(track: LeaseTrack) -> tuple[list[float], int] | None:
     if span is None:
         return None
     start, end = span
-    renewals = [e.end for e in track.calls("Progress") if e.outcome == "ok" and start <= e.end <= end]
+    renewals = [e.end for e in track.calls(V.PROGRESS) if e.outcome == "ok" and start <= e.end <= end]
     points = [start, *renewals, end]
     return [b - a for a, b in zip(points, points[1:])], len(renewals)
 
@@ -149,7 +150,7 @@ def check_renew(track: LeaseTrack, share: float = 1.0) -> tuple[Status, str] | N
 
 
 def check_progress_range(track: LeaseTrack) -> tuple[Status, str] | None:
-    sent = [e.args.get("percent") for e in track.calls("Progress")]
+    sent = [e.args.get("percent") for e in track.calls(V.PROGRESS)]
     if not sent:
         return None
     bad = [p for p in sent if not isinstance(p, int) or not 0 <= p <= 100]
@@ -171,7 +172,7 @@ def _after_release(track: LeaseTrack, names: Sequence[str]) -> tuple[Status, str
 
 
 def check_progress_after_release(track: LeaseTrack) -> tuple[Status, str] | None:
-    return _after_release(track, ("Progress",))
+    return _after_release(track, (V.PROGRESS,))
 
 
 def check_release_unused(track: LeaseTrack) -> tuple[Status, str] | None:
@@ -182,8 +183,8 @@ def check_abort_on_failure(track: LeaseTrack) -> tuple[Status, str] | None:
     if track.server_state("ready") is None and not any(e.value.get("state") == "ready" for e in track.reads()):
         return None
     failed = track.failed_devices()
-    aborts = track.calls("Abort")
-    completes = track.calls("Complete")
+    aborts = track.calls(V.ABORT)
+    completes = track.calls(V.COMPLETE)
     if failed:
         device, event = next(iter(failed.items()))
         why = f"{event.call} of {device} ended {event.fault}"
@@ -203,7 +204,7 @@ def check_abort_on_failure(track: LeaseTrack) -> tuple[Status, str] | None:
 
 
 def check_abort_fault(track: LeaseTrack) -> tuple[Status, str] | None:
-    aborts = track.calls("Abort")
+    aborts = track.calls(V.ABORT)
     if not aborts:
         return None
     bare = [e for e in aborts if not e.args.get("fault")]
@@ -213,10 +214,10 @@ def check_abort_fault(track: LeaseTrack) -> tuple[Status, str] | None:
 
 
 def check_complete_all(track: LeaseTrack) -> tuple[Status, str] | None:
-    completes = track.calls("Complete")
+    completes = track.calls(V.COMPLETE)
     if track.kind != "import" or not completes or not track.devices():
         return None
-    done = {str(e.args.get("device")) for e in track.calls("Upload")
+    done = {str(e.args.get("device")) for e in track.calls(V.UPLOAD)
             if e.outcome == "ok" and e.seq < completes[0].seq}
     missing = [d["key"] for d in track.devices() if d["key"] not in done]
     if missing:
@@ -282,7 +283,7 @@ def check_thumbprint(track: LeaseTrack) -> tuple[Status, str] | None:
 
 
 def check_checksum_first(track: LeaseTrack) -> tuple[Status, str] | None:
-    sets = track.calls("SetManifestChecksumType")
+    sets = track.calls(V.SET_MANIFEST_CHECKSUM_TYPE)
     if not sets:
         return None
     transfers = track.transfers()
@@ -294,7 +295,7 @@ def check_checksum_first(track: LeaseTrack) -> tuple[Status, str] | None:
 
 
 def check_upload_method(track: LeaseTrack) -> tuple[Status, str] | None:
-    uploads = track.calls("Upload")
+    uploads = track.calls(V.UPLOAD)
     if not uploads:
         return None
     for e in uploads:
@@ -308,7 +309,7 @@ def check_upload_method(track: LeaseTrack) -> tuple[Status, str] | None:
 
 
 def _disk_uploads(track: LeaseTrack) -> list[Event]:
-    return [e for e in track.calls("Upload") if (e.value or {}).get("disk")]
+    return [e for e in track.calls(V.UPLOAD) if (e.value or {}).get("disk")]
 
 
 def check_upload_content_type(track: LeaseTrack) -> tuple[Status, str] | None:
@@ -359,7 +360,7 @@ def tracks(sessions: Sequence[tuple[str, Sequence[Event]]]) -> list[LeaseTrack]:
     """The leases of recorded sessions (``(name, events)`` each), named ``session:L1``."""
     found: list[LeaseTrack] = []
     for name, events in sessions:
-        target = next((e.value for e in events if e.call == "Target" and isinstance(e.value, dict)), {})
+        target = next((e.value for e in events if e.call == V.TARGET and isinstance(e.value, dict)), {})
         scenario = next((e.value for e in reversed(events) if e.call == "Scenario" and isinstance(e.value, dict)), {})
         by_lease: dict[str, list[Event]] = {}
         for event in sorted(events, key=lambda e: e.seq):
@@ -393,7 +394,7 @@ def judge_outcome(sessions: Sequence[tuple[str, Sequence[Event]]], exit_code: in
                      if e.call == "Scenario" and isinstance(e.value, dict)), {"name": "?", "outcome": "either"})
     name, wanted = scenario.get("name"), scenario.get("outcome", "either")
     leases = [t for t in tracks(sessions) if t.kind]
-    completed = [t for t in leases if any(e.outcome == "ok" for e in t.calls("Complete"))]
+    completed = [t for t in leases if any(e.outcome == "ok" for e in t.calls(V.COMPLETE))]
     finished = bool(leases) and len(completed) == len(leases)
     if timed_out:
         return Verdict("scenario", "FAIL", [f"{name}: the client did not end in time (killed)"])

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 from conformance import table as T
 from conformance.expiry import ExpiryDecision, ExpiryPolicy
-from conformance.model import ATTACH, Model
+from conformance.model import Model
 from conformance.state import LeaseModel
 from conformance.verdicts import Judgement
 from conformance.sources import SourceServer
@@ -31,13 +31,13 @@ from conformance.vmodl import version_at_least
 from nfclease import session as S
 from nfclease.events import Event, EventStream, HistoryWriter
 from nfclease.target import Target
+from nfclease import vocabulary as V
 
 DISK_CAPACITY = 64 * 1024  # small disks: the machine is about the protocol, not throughput
 FILE_SIZE = 4096
 WAIT_READY = 10.0
 EXPORT_KINDS = ("export-vm", "export-vapp", "export-snapshot")
 MAX_HELD = 3  # leases the model says may be held, per example: several at once, not dozens
-TARGET_RECORD = "Target"
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,13 @@ class RunContext:
         self.machine: type[Any] | None = None  # the LeaseMachine bound to this run (run_machine)
         self.tests: dict[tuple[Any, ...], Callable[[], None]] = {}
         now = time.monotonic()
-        self.stream.emit(Event(call=TARGET_RECORD, lease=None, args={}, outcome="ok",
+        self.stream.emit(Event(call=V.TARGET, lease=None, args={}, outcome="ok",
                                value={**target.run_info(), "api_type": target.about.api_type},
                                start=now, end=now))
 
     # -- events ---------------------------------------------------------------
     def _judge(self, event: Event) -> None:
-        if event.call == "TaskInfo" and event.fault == "client.NoTask":
+        if event.call == V.TASK_INFO and event.fault == "client.NoTask":
             self.no_task = True
         judgement = self.model.feed(event)
         for extra in self.extra_models:
@@ -246,7 +246,7 @@ def attach_reference(ctx: RunContext, kind: str, moid: str, *, of: str | None = 
     """A session on a reference that is no lease of the run, announced by an ``Attach`` record."""
     handle = S.next_handle(ctx.stream)
     now = time.monotonic()
-    ctx.stream.emit(Event(call=ATTACH, lease=handle, args={"kind": kind, "of": of}, outcome="ok",
+    ctx.stream.emit(Event(call=V.ATTACH, lease=handle, args={"kind": kind, "of": of}, outcome="ok",
                           value={"moid": moid}, start=now, end=now))
     return S.LeaseSession.attach(ctx.target, ctx.stream, moid, si=si, handle=handle)
 
@@ -254,11 +254,11 @@ def attach_reference(ctx: RunContext, kind: str, moid: str, *, of: str | None = 
 def foreign_call(session: S.LeaseSession, call: str) -> S.Attempt:
     """One vocabulary call through any session (foreign, bogus or stale reference)."""
     fn: dict[str, Callable[[], Any]] = {
-        "Read": session.read,
-        "Progress": lambda: session.progress(50),
-        "Complete": session.complete,
-        "Abort": session.abort,
-        "GetManifest": session.get_manifest,
+        V.READ: session.read,
+        V.PROGRESS: lambda: session.progress(50),
+        V.COMPLETE: session.complete,
+        V.ABORT: session.abort,
+        V.GET_MANIFEST: session.get_manifest,
     }
     return S.attempt(fn[call])
 

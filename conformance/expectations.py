@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from conformance.clauses import BY_ID
-from conformance.verdicts import ClauseResult
+from reports.results import ClauseResult
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent / "expectations"
 EXPECTABLE = ("FAIL", "NA", "PASS")

@@ -15,6 +15,7 @@ from conformance.table import Observed
 from conformance.verdicts import Check, Judgement
 from conformance.vmodl import is_a
 from nfclease.events import Event
+from nfclease import vocabulary as V
 
 DEVIATION_DELETED = "ManagedObjectNotFound: lease object deleted after release (FIELD-NOTES)"
 
@@ -90,7 +91,7 @@ class TableJudging:
                 new = set(expired_row.next_states(T.EXPIRED, case, obs)) if not entity else {T.EXPIRED}
             else:
                 blamed = dict.fromkeys(c for s in sorted(possible) for c in rows[s].blamed(obs))
-                if event.call in ("Read", "WaitReady"):
+                if event.call in (V.READ, V.WAIT_READY):
                     blamed.update(dict.fromkeys(lease.via[s] for s in possible if s in lease.via))
                 what = f"{event.call} on a lease that is {'/'.join(sorted(possible))}"
                 for c in blamed:
@@ -113,7 +114,7 @@ class TableJudging:
         shows is consistent with every accepted row's claim.
         """
         sets = [set(rows[s].clauses) for s in accepted]
-        if event.call in ("Read", "WaitReady"):
+        if event.call in (V.READ, V.WAIT_READY):
             clause_ids = set().union(*sets)
         else:
             clause_ids = set.intersection(*sets)
@@ -129,7 +130,7 @@ class TableJudging:
                     and is_a(obs.fault, T.NOT_FOUND) and set(accepted) & {T.DONE, T.ERROR}):
                 deviation = DEVIATION_DELETED
             checks.append(self._check(c, True, expected, str(obs), observation=observation, deviation=deviation))
-        if event.call in ("Read", "WaitReady"):
+        if event.call in (V.READ, V.WAIT_READY):
             for s in accepted:
                 if s in lease.via and len(accepted) == 1:
                     checks.append(self._check(lease.via[s], True, expected, str(obs)))
@@ -163,7 +164,7 @@ class TableJudging:
     def _resync(self, lease: LeaseModel, event: Event, case: str, obs: Observed, rows: Mapping[str, T.Row],
                 possible: set[str]) -> set[str]:
         """After a FAIL, adopt what the target showed, so one bug is reported once."""
-        if event.call in ("Read", "WaitReady") and obs.kind == "ok":
+        if event.call in (V.READ, V.WAIT_READY) and obs.kind == "ok":
             shown = obs.state
             value = event.value if isinstance(event.value, Mapping) else {}
             if shown == "error":
@@ -186,7 +187,7 @@ class TableJudging:
         for s in new - before:
             if s == T.DONE:
                 lease.via[s] = "complete.done" if before <= {T.READY} else "state.lifecycle"
-            elif s == T.ERROR and case == "Abort":
+            elif s == T.ERROR and case == V.ABORT:
                 lease.via[s] = "abort.error"
             elif s == T.EXPIRED:
                 lease.via[s] = "timeout.expires"
@@ -203,7 +204,7 @@ class TableJudging:
             # first sight of ready: the clock started no later than now
             lease.ready_known = True
             lease.renew_hi = max(lease.renew_hi if lease.renew_hi is not None else event.end, event.end)
-        if was_ready and event.call == "Progress" and obs.kind == "ok" and T.READY in new:
+        if was_ready and event.call == V.PROGRESS and obs.kind == "ok" and T.READY in new:
             lease.renew_lo = event.start
             lease.renewed_by_progress = True
         lease.prev_possible = set(lease.possible)
@@ -217,8 +218,8 @@ class TableJudging:
             lease.renew_hi = max(lease.renew_hi if lease.renew_hi is not None else event.end, event.end)
         if event.call in T.MOVES_TRANSFER_PROGRESS:
             lease.last_percent = None
-        if event.call == "Progress" and obs is not None and obs.kind == "ok":
-            if case == "Progress":
+        if event.call == V.PROGRESS and obs is not None and obs.kind == "ok":
+            if case == V.PROGRESS:
                 lease.last_percent = event.args.get("percent")
             else:
                 lease.last_percent = None

@@ -80,6 +80,7 @@ from conformance.state import LeaseModel
 from conformance.verdicts import Judgement
 from nfclease import session as S
 from nfclease.events import Event
+from nfclease import vocabulary as V
 from strategies import (
     BOGUS_KEY,
     abort_faults,
@@ -331,7 +332,7 @@ class LeaseMachine(RuleBasedStateMachine):
                                      kind=lease.kind, handle=lease.handle)
             foreign_call(ref, call)
 
-        self._call(lease, other, touched=call in ("Complete", "Abort", "Progress"))
+        self._call(lease, other, touched=call in (V.COMPLETE, V.ABORT, V.PROGRESS))
 
     # -- invariants and teardown ------------------------------------------------
     @invariant()

@@ -46,6 +46,7 @@ from conformance.vmodl import (
     version_at_least,
 )
 from nfclease.events import Event
+from nfclease import vocabulary as V
 
 ACQUIRE_SINCE = {"import": "4.0", "export-vm": "4.0", "export-vapp": "4.0", "export-snapshot": "5.5"}
 ACQUIRE_METHOD = {"import": "ImportVApp", "export-vm": "ExportVm", "export-vapp": "ExportVApp",
@@ -53,8 +54,6 @@ ACQUIRE_METHOD = {"import": "ImportVApp", "export-vm": "ExportVm", "export-vapp"
 #: Faults that say "this server does not have that method" (``api.implemented``).
 UNIMPLEMENTED = ("vmodl.fault.MethodNotFound", "vmodl.fault.NotImplemented")
 REPRO_LINES = 40
-#: The record that introduces a lease reference the run did not acquire (see conformance/context.py).
-ATTACH = "Attach"
 FOREIGN_KINDS = ("foreign", "bogus")
 
 
@@ -111,18 +110,18 @@ class Model(TableJudging, ValueChecks):
     def feed(self, event: Event) -> Judgement:
         """Judge one event, update the model, fold the judgement into :attr:`verdicts`."""
         lease = self.leases.get(event.lease) if event.lease else None
-        if event.call == ATTACH:
+        if event.call == V.ATTACH:
             j = self._attach(event)
             lease = self.refs.get(event.lease or "")
         elif event.lease in self.refs:
             lease = self.refs[event.lease]
             j = self._foreign(lease, event)
-        elif event.call == "Acquire":
+        elif event.call == V.ACQUIRE:
             j = self._acquire(event)
             lease = self.leases.get(event.lease) if event.lease else None
         elif event.call in T.BLOCKED_OPERATIONS:
             j, lease = self._blocked(event)
-        elif event.call == "Sleep":
+        elif event.call == V.SLEEP:
             j = Judgement(event, note="time passes")
             for held in self.leases.values():
                 if held.possible & T.HELD:
@@ -131,12 +130,12 @@ class Model(TableJudging, ValueChecks):
             j = Judgement(event, note=f"lease {event.lease!r} was never acquired in this history: not judged")
         else:
             j = self._lease_call(lease, event)
-        if lease is not None and event.call != "Sleep":
+        if lease is not None and event.call != V.SLEEP:
             lease.history.append(event)
             if len(lease.history) > 4 * REPRO_LINES:  # long load runs: keep Acquire and the recent past
                 del lease.history[1:-REPRO_LINES]
         j.checks += self._implemented(event)
-        if lease is None and event.call == "Acquire":  # a refused Acquire is its own one-line repro
+        if lease is None and event.call == V.ACQUIRE:  # a refused Acquire is its own one-line repro
             lease = LeaseModel(event.lease or "-", str(event.args.get("kind")), acquired_at=event.start)
         self.verdicts.record(j, (lambda: self.repro(lease, event, j)) if lease is not None else None)
         if self.keep_judgements:
@@ -183,7 +182,7 @@ class Model(TableJudging, ValueChecks):
 
     def _implemented(self, event: Event) -> list[Check]:
         """``api.implemented``: a call the advertised API version has must not be MethodNotFound."""
-        if event.call == "Acquire":
+        if event.call == V.ACQUIRE:
             kind = str(event.args.get("kind"))
             since, what = ACQUIRE_SINCE.get(kind), ACQUIRE_METHOD.get(kind, kind)
         elif event.call in LEASE_METHODS:
@@ -219,7 +218,7 @@ class Model(TableJudging, ValueChecks):
         obs = T.observed(event.call, event.outcome, event.value, event.fault)
         j = Judgement(event)
         what = f"{event.call} through a {ref.kind} reference"
-        if ref.kind == "foreign" and event.call in ("Read", "WaitReady"):
+        if ref.kind == "foreign" and event.call in (V.READ, V.WAIT_READY):
             # whether another session's property collector shows the lease is not specified:
             # reported, not judged (its methods must still be refused)
             j.checks.append(self._check("ref.foreign", True, "observe", str(obs),
@@ -235,8 +234,8 @@ class Model(TableJudging, ValueChecks):
         if owner is not None and obs.kind != "fault":
             # the server may have acted on the owner's lease: widen what it may be, so one
             # deviation does not turn into false verdicts on the owner's later calls
-            if event.call in ("Complete", "Abort") and owner.possible & T.HELD:
-                owner.possible |= {T.DONE if event.call == "Complete" else T.ERROR}
+            if event.call in (V.COMPLETE, V.ABORT) and owner.possible & T.HELD:
+                owner.possible |= {T.DONE if event.call == V.COMPLETE else T.ERROR}
             if event.call in T.MAY_RENEW:
                 owner.renew_hi = max(owner.renew_hi if owner.renew_hi is not None else event.end, event.end)
         return j
@@ -247,7 +246,7 @@ class Model(TableJudging, ValueChecks):
                          pull_supported=lease.pull_supported)
         if case is None:
             self._note_activity(lease, event, None)
-            why = ("device keys unknown (no ready Read yet)" if event.call == "SetManifestChecksumType"
+            why = ("device keys unknown (no ready Read yet)" if event.call == V.SET_MANIFEST_CHECKSUM_TYPE
                    else f"{event.call} is not a call the table knows")
             return Judgement(event, note=f"not judged: {why}")
         if event.call in LEASE_METHODS and not version_at_least(self.api_version, method_since(event.call)):
@@ -258,28 +257,28 @@ class Model(TableJudging, ValueChecks):
         value = event.value if isinstance(event.value, Mapping) else {}
         post = lease.possible
         if obs.kind == "ok":
-            if event.call in ("Read", "WaitReady"):
+            if event.call in (V.READ, V.WAIT_READY):
                 j.checks += self._read_value(lease, event, value)
-            elif event.call == "GetManifest" and post == {T.READY}:
+            elif event.call == V.GET_MANIFEST and post == {T.READY}:
                 j.checks += self._manifest(lease, event.value)
-            elif event.call in T.TRANSFER_CALLS and case in ("Upload", "Download"):
+            elif event.call in T.TRANSFER_CALLS and case in (V.UPLOAD, V.DOWNLOAD):
                 j.checks += self._transfer(lease, event, value)
-            elif event.call == "TaskInfo":
+            elif event.call == V.TASK_INFO:
                 j.checks += self._task_info(lease, event, value)
-            elif event.call == "SetManifestChecksumType" and case == "SetManifestChecksumType":
+            elif event.call == V.SET_MANIFEST_CHECKSUM_TYPE and case == V.SET_MANIFEST_CHECKSUM_TYPE:
                 for k, alg in T.checksum_mapping(event.args).items():
                     key = lease.key(k)
                     lease.checksum_requested[key] = (alg, key not in lease.transfer_started)
-            elif event.call == "PullFromUrls" and case == "PullFromUrls":
+            elif event.call == V.PULL_FROM_URLS and case == V.PULL_FROM_URLS:
                 lease.pulled = True
                 for f in event.args.get("files") or ():
                     if isinstance(f, Mapping) and f.get("targetDeviceId") is not None:
                         lease.transfers[lease.key(f["targetDeviceId"])] = Transfer(
                             "pull", int_of(f.get("size")), hex_of(f.get("sha1")), hex_of(f.get("sha256")))
-            elif event.call == "Abort" and T.ERROR in post and not (post & T.HELD):
+            elif event.call == V.ABORT and T.ERROR in post and not (post & T.HELD):
                 lease.aborted = True
                 lease.abort_fault = T.fault_name(event.args.get("fault"))
-        if event.call == "Upload" and case == "Upload:bad":
+        if event.call == V.UPLOAD and case == "Upload:bad":
             lease.transfers.pop(lease.key(event.args.get("device")), None)
         if event.call in LEASE_METHODS and obs.kind == "fault" and obs.fault:
             declared = is_declared(event.call, obs.fault)
@@ -316,9 +315,9 @@ class Model(TableJudging, ValueChecks):
             j = self._judge(lease, event, case, obs)
             lease.last_end = max(lease.last_end, event.end)
         if obs.kind == "ok":
-            if event.call == "PowerOn":
+            if event.call == V.POWER_ON:
                 entity.powered_on = True
-            elif event.call == "Destroy":
+            elif event.call == V.DESTROY:
                 entity.destroyed = True
         return j, lease
 
@@ -341,9 +340,9 @@ class Model(TableJudging, ValueChecks):
 
 def _call_text(e: Event) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in sorted(e.args.items()))
-    if e.call in ("Acquire", ATTACH):
+    if e.call in (V.ACQUIRE, V.ATTACH):
         return f"{e.lease} = {e.call}({args})"
-    if e.call == "Sleep" or not e.lease:
+    if e.call == V.SLEEP or not e.lease:
         return f"{e.call}({args})"
     return f"{e.lease}.{e.call}({args})"
 

@@ -17,15 +17,11 @@ from typing import Sequence
 from conformance.model import Model
 from conformance.verdicts import ClauseVerdicts
 from nfclease.events import read_history
-
-#: An optional first record naming the target (not a lease call): lets a
-#: replay learn the API version the online run used.
-RUN_INFO_CALL = "Target"
-
+from nfclease import vocabulary as V
 
 def _api_version_from(path: str | Path) -> str | None:
     for event in read_history(path):
-        if event.call == RUN_INFO_CALL and isinstance(event.value, dict):
+        if event.call == V.TARGET and isinstance(event.value, dict):
             return event.value.get("api_version") or event.value.get("apiVersion")
         return None
     return None

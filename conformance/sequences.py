@@ -18,6 +18,7 @@ from conformance.context import (
     DISK_CAPACITY, FILE_SIZE, WAIT_READY, RunContext, attach_reference, foreign_call, pull_files,
 )
 from nfclease import session as S
+from nfclease import vocabulary as V
 from strategies import BOGUS_KEY
 
 
@@ -163,8 +164,8 @@ def seq_import(d: Direct) -> None:
 def seq_release(d: Direct) -> None:
     """The first call after Complete or Abort, one small lease each (targets that delete
     released leases answer only the first one as the released state's row says)."""
-    probes = [("complete", "Complete"), ("complete", "Abort"), ("complete", "Progress"), ("complete", "GetManifest"),
-              ("abort", "Abort"), ("abort", "Complete"), ("abort", "GetManifest"), ("abort", "TaskInfo")]
+    probes = [("complete", V.COMPLETE), ("complete", V.ABORT), ("complete", V.PROGRESS), ("complete", V.GET_MANIFEST),
+              ("abort", V.ABORT), ("abort", V.COMPLETE), ("abort", V.GET_MANIFEST), ("abort", V.TASK_INFO)]
     for end, call in probes:
         lease = d.acquire_import(disks=1)
         if lease is None:
@@ -177,8 +178,8 @@ def seq_release(d: Direct) -> None:
                 d.call(lease.complete)
             else:
                 d.call(lease.abort, "vim.fault.NoDiskSpace")
-            probe = {"Complete": lease.complete, "Abort": lease.abort, "GetManifest": lease.get_manifest,
-                     "TaskInfo": lease.task_info, "Progress": lambda: lease.progress(10)}[call]
+            probe = {V.COMPLETE: lease.complete, V.ABORT: lease.abort, V.GET_MANIFEST: lease.get_manifest,
+                     V.TASK_INFO: lease.task_info, V.PROGRESS: lambda: lease.progress(10)}[call]
             d.call(probe)
         finally:
             d.release(lease)
@@ -262,14 +263,14 @@ def seq_references(d: Direct) -> None:
     try:
         d.ready(lease)
         other = attach_reference(ctx, "foreign", lease.moid, of=lease.handle, si=ctx.other_session())
-        for call in ("Read", "Progress", "Complete"):
+        for call in (V.READ, V.PROGRESS, V.COMPLETE):
             foreign_call(other, call)
         bogus = attach_reference(ctx, "bogus", ctx.bogus_moid())
-        for call in ("Read", "Abort"):
+        for call in (V.READ, V.ABORT):
             foreign_call(bogus, call)
         stale = S.LeaseSession(ctx.target, ctx.stream, ctx.target.lease_ref(lease.moid), kind="import",
                                handle=lease.handle)
-        foreign_call(stale, "Read")
+        foreign_call(stale, V.READ)
         d.call(lease.complete)
     finally:
         d.release(lease)

@@ -94,6 +94,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from conformance.vmodl import ANY_FAULT, fault_matches
+from nfclease import vocabulary as V
 
 # ---------------------------------------------------------------- states
 INITIALIZING = "initializing"
@@ -118,10 +119,10 @@ VISIBLE: dict[str, str | None] = {
 }
 
 # ----------------------------------------------------------------- faults
-INVALID_STATE = "vim.fault.InvalidState"
-TIMEDOUT = "vim.fault.Timedout"
+INVALID_STATE = V.INVALID_STATE
+TIMEDOUT = V.TIMEDOUT
 HTTP_FAULT = "vim.fault.HttpFault"
-NOT_FOUND = "vmodl.fault.ManagedObjectNotFound"
+NOT_FOUND = V.NOT_FOUND
 REFUSED_TRANSFER = ("http.*", "net.*")
 
 # ------------------------------------------------------------------ calls
@@ -140,28 +141,28 @@ class Call:
 CALLS: dict[str, Call] = {
     c.name: c
     for c in (
-        Call("Read", "4.0", "Read or WaitReady: the lease's properties"),
-        Call("Progress", "4.0", "Progress(percent), 0 <= percent <= 100"),
+        Call(V.READ, "4.0", "Read or WaitReady: the lease's properties"),
+        Call(V.PROGRESS, "4.0", "Progress(percent), 0 <= percent <= 100"),
         Call("Progress:out-of-range", "4.0", "Progress(percent) with percent < 0 or > 100"),
-        Call("Complete", "4.0", "Complete()"),
-        Call("Abort", "4.0", "Abort(fault?)"),
-        Call("GetManifest", "4.1", "GetManifest()"),
-        Call("SetManifestChecksumType", "6.7", "keys from info.deviceUrl, algorithms sha1/sha256"),
+        Call(V.COMPLETE, "4.0", "Complete()"),
+        Call(V.ABORT, "4.0", "Abort(fault?)"),
+        Call(V.GET_MANIFEST, "4.1", "GetManifest()"),
+        Call(V.SET_MANIFEST_CHECKSUM_TYPE, "6.7", "keys from info.deviceUrl, algorithms sha1/sha256"),
         Call("SetManifestChecksumType:invalid", "6.7", "an unknown key or algorithm"),
-        Call("PullFromUrls", "6.7", "one reachable source per device URL, pull mode supported"),
+        Call(V.PULL_FROM_URLS, "6.7", "one reachable source per device URL, pull mode supported"),
         Call("PullFromUrls:short", "6.7", "fewer source files than device URLs"),
         Call("PullFromUrls:unreachable", "6.7", "a source that cannot be fetched"),
         Call("PullFromUrls:unsupported", "6.7", "pullModeSupported false, or an export lease"),
-        Call("Upload", "4.0", "whole file to an import device URL"),
+        Call(V.UPLOAD, "4.0", "whole file to an import device URL"),
         Call("Upload:bad", "4.0", "truncated or garbage upload"),
-        Call("Download", "4.0", "GET of an export device URL"),
+        Call(V.DOWNLOAD, "4.0", "GET of an export device URL"),
         Call("Transfer:wrong-direction", "4.0", "upload to an export lease / download from an import lease"),
-        Call("TaskInfo", "4.0", "the lease's import/export task", entity=True),
-        Call("PowerOn", "4.0", "PowerOn of a VM the lease covers (export)", entity=True),
+        Call(V.TASK_INFO, "4.0", "the lease's import/export task", entity=True),
+        Call(V.POWER_ON, "4.0", "PowerOn of a VM the lease covers (export)", entity=True),
         Call("PowerOn:import", "4.0", "PowerOn of the VM an import lease creates", entity=True),
-        Call("Destroy", "4.0", "Destroy of a VM the lease covers (export)", entity=True),
+        Call(V.DESTROY, "4.0", "Destroy of a VM the lease covers (export)", entity=True),
         Call("Destroy:import", "4.0", "Destroy of the VM an import lease creates", entity=True),
-        Call("Relocate", "4.0", "Relocate of a VM the lease covers (export)", entity=True),
+        Call(V.RELOCATE, "4.0", "Relocate of a VM the lease covers (export)", entity=True),
         Call("Relocate:import", "4.0", "Relocate of the VM an import lease creates", entity=True),
     )
 }
@@ -169,18 +170,18 @@ CALLS: dict[str, Call] = {
 #: Event calls that do something to the lease (for the renewal bound) and are
 #: lease-object calls (for the ManagedObjectNotFound -> deleted rule).
 LEASE_OBJECT_CALLS = frozenset(
-    {"Read", "WaitReady", "Progress", "Complete", "Abort", "GetManifest", "SetManifestChecksumType", "PullFromUrls"}
+    {V.READ, V.WAIT_READY, V.PROGRESS, V.COMPLETE, V.ABORT, V.GET_MANIFEST, V.SET_MANIFEST_CHECKSUM_TYPE, V.PULL_FROM_URLS}
 )
 #: Event calls that might, on a lenient server, keep a lease alive.
 MAY_RENEW = frozenset(
-    {"Progress", "Complete", "Abort", "GetManifest", "SetManifestChecksumType", "PullFromUrls", "Upload", "Download"}
+    {V.PROGRESS, V.COMPLETE, V.ABORT, V.GET_MANIFEST, V.SET_MANIFEST_CHECKSUM_TYPE, V.PULL_FROM_URLS, V.UPLOAD, V.DOWNLOAD}
 )
 #: Calls that move transferProgress on their own ("Transfer covers download,
 #: upload and pull scenario"), so a later Read need not show the last percent.
-MOVES_TRANSFER_PROGRESS = frozenset({"Upload", "Download", "PullFromUrls"})
-BLOCKED_OPERATIONS: dict[str, str] = {"PowerOn": "lock.power-on", "Destroy": "lock.destroy", "Relocate": "lock.migrate"}
-TASK_CALLS = frozenset({"PullFromUrls", "PowerOn", "Destroy", "Relocate"})
-TRANSFER_CALLS = frozenset({"Upload", "Download"})
+MOVES_TRANSFER_PROGRESS = frozenset({V.UPLOAD, V.DOWNLOAD, V.PULL_FROM_URLS})
+BLOCKED_OPERATIONS: dict[str, str] = {V.POWER_ON: "lock.power-on", V.DESTROY: "lock.destroy", V.RELOCATE: "lock.migrate"}
+TASK_CALLS = frozenset({V.PULL_FROM_URLS, V.POWER_ON, V.DESTROY, V.RELOCATE})
+TRANSFER_CALLS = frozenset({V.UPLOAD, V.DOWNLOAD})
 CHECKSUM_TYPES = frozenset({"sha1", "sha256"})
 
 
@@ -255,7 +256,7 @@ class Row:
     def next_states(self, state: str, case: str, obs: Observed) -> frozenset[str]:
         """Where the lease may be after this outcome in this state."""
         call = case.split(":", 1)[0]
-        if obs.kind == "fault" and obs.fault and call in LEASE_OBJECT_CALLS | {"Progress"}:
+        if obs.kind == "fault" and obs.fault and call in LEASE_OBJECT_CALLS | {V.PROGRESS}:
             if state in (DONE, ERROR, DELETED) and fault_matches(obs.fault, NOT_FOUND):
                 return frozenset({DELETED})
         if obs.kind == "unknown":
@@ -327,8 +328,8 @@ def _blocked_rows(state: str) -> dict[str, Row]:
 
 
 _I, _R, _D, _E, _X, _G = INITIALIZING, READY, DONE, ERROR, EXPIRED, DELETED
-_ALL_PULLS = ("PullFromUrls", "PullFromUrls:short", "PullFromUrls:unreachable", "PullFromUrls:unsupported")
-_ALL_TRANSFERS = ("Upload", "Upload:bad", "Download", "Transfer:wrong-direction")
+_ALL_PULLS = (V.PULL_FROM_URLS, "PullFromUrls:short", "PullFromUrls:unreachable", "PullFromUrls:unsupported")
+_ALL_TRANSFERS = (V.UPLOAD, "Upload:bad", V.DOWNLOAD, "Transfer:wrong-direction")
 
 
 def _each(cases: tuple[str, ...], row: Row) -> dict[str, Row]:
@@ -338,92 +339,92 @@ def _each(cases: tuple[str, ...], row: Row) -> dict[str, Row]:
 # --------------------------------------------------------------- the table
 TABLE: dict[str, dict[str, Row]] = {
     INITIALIZING: {
-        "Read": reads({"initializing": (_I,), "ready": (_R,), "error": (_E,)}, "state.initial",
+        V.READ: reads({"initializing": (_I,), "ready": (_R,), "error": (_E,)}, "state.initial",
                       note="ready when preparation ends; error only if initialization failed"),
-        "Progress": observe("initializing.calls"),
+        V.PROGRESS: observe("initializing.calls"),
         "Progress:out-of-range": raises(ANY, "progress.range"),
-        "Complete": observe("initializing.calls", ok_to=(_D,)),
-        "Abort": ok("abort.error", to=(_E,)),
-        "GetManifest": observe("initializing.calls"),
-        "SetManifestChecksumType": observe("initializing.calls"),
+        V.COMPLETE: observe("initializing.calls", ok_to=(_D,)),
+        V.ABORT: ok("abort.error", to=(_E,)),
+        V.GET_MANIFEST: observe("initializing.calls"),
+        V.SET_MANIFEST_CHECKSUM_TYPE: observe("initializing.calls"),
         "SetManifestChecksumType:invalid": observe("initializing.calls"),
         **_each(_ALL_PULLS, observe("initializing.calls")),
         **_each(_ALL_TRANSFERS, observe("initializing.calls")),
-        "TaskInfo": task({"queued": _I, "running": _I}, "state.task-running"),
+        V.TASK_INFO: task({"queued": _I, "running": _I}, "state.task-running"),
         **_blocked_rows(_I),
     },
     READY: {
-        "Read": reads({"ready": (_R,)}, "state.lifecycle"),
-        "Progress": ok("progress.accepted", note="renews the lease"),
+        V.READ: reads({"ready": (_R,)}, "state.lifecycle"),
+        V.PROGRESS: ok("progress.accepted", note="renews the lease"),
         "Progress:out-of-range": raises(ANY, "progress.range"),
-        "Complete": ok("complete.done", to=(_D,)),
-        "Abort": ok("abort.error", to=(_E,)),
-        "GetManifest": ok("manifest.entries"),
-        "SetManifestChecksumType": ok("checksum.type"),
+        V.COMPLETE: ok("complete.done", to=(_D,)),
+        V.ABORT: ok("abort.error", to=(_E,)),
+        V.GET_MANIFEST: ok("manifest.entries"),
+        V.SET_MANIFEST_CHECKSUM_TYPE: ok("checksum.type"),
         "SetManifestChecksumType:invalid": raises(ANY, "checksum.invalid"),
-        "PullFromUrls": ok("pull.transfer", note="mode becomes pull"),
+        V.PULL_FROM_URLS: ok("pull.transfer", note="mode becomes pull"),
         "PullFromUrls:short": raises(ANY, "pull.count", to=(_R, _E),
                                      note="spec silent on whether a failed pull ends the lease"),
         "PullFromUrls:unreachable": raises((HTTP_FAULT,), "pull.http-fault", to=(_R, _E),
                                            note="spec silent on whether a failed pull ends the lease"),
         "PullFromUrls:unsupported": observe("pull.unsupported", fault_to=(_R, _E)),
-        "Upload": ok("transfer.upload"),
+        V.UPLOAD: ok("transfer.upload"),
         "Upload:bad": observe("transfer.bad-upload", fault_to=(_R, _E)),
-        "Download": ok("transfer.download"),
+        V.DOWNLOAD: ok("transfer.download"),
         "Transfer:wrong-direction": observe("transfer.direction"),
-        "TaskInfo": task({"queued": _R, "running": _R}, "state.task-running"),
+        V.TASK_INFO: task({"queued": _R, "running": _R}, "state.task-running"),
         **_blocked_rows(_R),
     },
     DONE: {
-        "Read": reads({"done": (_D,)}, "state.lifecycle", faults=(NOT_FOUND,)),
-        "Progress": observe("progress.after-release"),
+        V.READ: reads({"done": (_D,)}, "state.lifecycle", faults=(NOT_FOUND,)),
+        V.PROGRESS: observe("progress.after-release"),
         "Progress:out-of-range": observe("progress.after-release"),
-        "Complete": raises(released(INVALID_STATE), "complete.repeat"),
-        "Abort": raises(released(INVALID_STATE), "abort.after-complete"),
-        "GetManifest": raises(released(INVALID_STATE), "manifest.state"),
-        "SetManifestChecksumType": raises(released(INVALID_STATE), "release.invalid-state"),
+        V.COMPLETE: raises(released(INVALID_STATE), "complete.repeat"),
+        V.ABORT: raises(released(INVALID_STATE), "abort.after-complete"),
+        V.GET_MANIFEST: raises(released(INVALID_STATE), "manifest.state"),
+        V.SET_MANIFEST_CHECKSUM_TYPE: raises(released(INVALID_STATE), "release.invalid-state"),
         "SetManifestChecksumType:invalid": raises(released(INVALID_STATE), "release.invalid-state"),
         **_each(_ALL_PULLS, raises(released(INVALID_STATE), "release.invalid-state")),
         **_each(_ALL_TRANSFERS, raises(REFUSED_TRANSFER, "release.transfers")),
-        "TaskInfo": task({"success": _D, "running": _D}, "complete.done",
+        V.TASK_INFO: task({"success": _D, "running": _D}, "complete.done",
                          note="running accepted as not yet finished; error never"),
         **_blocked_rows(_D),
     },
     ERROR: {
-        "Read": reads({"error": (_E,)}, "state.lifecycle", faults=(NOT_FOUND,)),
-        "Progress": observe("progress.after-release"),
+        V.READ: reads({"error": (_E,)}, "state.lifecycle", faults=(NOT_FOUND,)),
+        V.PROGRESS: observe("progress.after-release"),
         "Progress:out-of-range": observe("progress.after-release"),
-        "Complete": raises(released(INVALID_STATE), "complete.repeat"),
-        "Abort": raises(released(INVALID_STATE), "abort.repeat"),
-        "GetManifest": raises(released(INVALID_STATE), "manifest.state"),
-        "SetManifestChecksumType": raises(released(INVALID_STATE), "checksum.state"),
+        V.COMPLETE: raises(released(INVALID_STATE), "complete.repeat"),
+        V.ABORT: raises(released(INVALID_STATE), "abort.repeat"),
+        V.GET_MANIFEST: raises(released(INVALID_STATE), "manifest.state"),
+        V.SET_MANIFEST_CHECKSUM_TYPE: raises(released(INVALID_STATE), "checksum.state"),
         "SetManifestChecksumType:invalid": raises(released(INVALID_STATE), "checksum.state"),
         **_each(_ALL_PULLS, raises(released(INVALID_STATE), "pull.state")),
         **_each(_ALL_TRANSFERS, raises(REFUSED_TRANSFER, "release.transfers")),
-        "TaskInfo": task({"error": _E, "running": _E}, "abort.error",
+        V.TASK_INFO: task({"error": _E, "running": _E}, "abort.error",
                          note="running accepted as not yet finished; success never"),
         **_blocked_rows(_E),
     },
     EXPIRED: {
-        "Read": reads({"error": (_X,)}, "timeout.expires", error_fault=TIMEDOUT,
+        V.READ: reads({"error": (_X,)}, "timeout.expires", error_fault=TIMEDOUT,
                       note="error property is a Timedout fault"),
-        "Progress": raises((TIMEDOUT,), "timeout.faults"),
+        V.PROGRESS: raises((TIMEDOUT,), "timeout.faults"),
         "Progress:out-of-range": raises(ANY, "progress.range"),
-        "Complete": raises((TIMEDOUT,), "timeout.faults"),
-        "Abort": raises((TIMEDOUT,), "timeout.faults"),
-        "GetManifest": raises((TIMEDOUT,), "timeout.faults"),
-        "SetManifestChecksumType": raises((INVALID_STATE,), "release.invalid-state"),
+        V.COMPLETE: raises((TIMEDOUT,), "timeout.faults"),
+        V.ABORT: raises((TIMEDOUT,), "timeout.faults"),
+        V.GET_MANIFEST: raises((TIMEDOUT,), "timeout.faults"),
+        V.SET_MANIFEST_CHECKSUM_TYPE: raises((INVALID_STATE,), "release.invalid-state"),
         "SetManifestChecksumType:invalid": raises((INVALID_STATE,), "release.invalid-state"),
         **_each(_ALL_PULLS, raises((INVALID_STATE,), "release.invalid-state")),
         **_each(_ALL_TRANSFERS, raises(REFUSED_TRANSFER, "release.transfers")),
-        "TaskInfo": task({"error": _X, "running": _X}, "timeout.task",
+        V.TASK_INFO: task({"error": _X, "running": _X}, "timeout.task",
                          note="running accepted as not yet finished; success never"),
         **_blocked_rows(_X),
     },
     DELETED: {
-        "Read": raises((NOT_FOUND,), "release.deleted"),
-        **_each(("Progress", "Progress:out-of-range", "Complete", "Abort", "GetManifest",
-                 "SetManifestChecksumType", "SetManifestChecksumType:invalid", *_ALL_PULLS),
+        V.READ: raises((NOT_FOUND,), "release.deleted"),
+        **_each((V.PROGRESS, "Progress:out-of-range", V.COMPLETE, V.ABORT, V.GET_MANIFEST,
+                 V.SET_MANIFEST_CHECKSUM_TYPE, "SetManifestChecksumType:invalid", *_ALL_PULLS),
                 raises((NOT_FOUND,), "release.deleted")),
         **_each(_ALL_TRANSFERS, raises(REFUSED_TRANSFER, "release.transfers")),
         # TaskInfo and blocked operations: judged by the row of the state the
@@ -477,34 +478,34 @@ def case_of(call: str, args: Mapping[str, Any], *, kind: str | None, device_keys
     Read, ``pull_supported`` capabilities.pullModeSupported if read.
     """
     is_import = kind == "import"
-    if call == "WaitReady":
-        return "Read"
-    if call == "Progress":
+    if call == V.WAIT_READY:
+        return V.READ
+    if call == V.PROGRESS:
         percent = args.get("percent")
         if isinstance(percent, int) and not isinstance(percent, bool) and 0 <= percent <= 100:
-            return "Progress"
+            return V.PROGRESS
         return "Progress:out-of-range"
-    if call == "SetManifestChecksumType":
+    if call == V.SET_MANIFEST_CHECKSUM_TYPE:
         mapping = checksum_mapping(args)
         if any(v not in CHECKSUM_TYPES for v in mapping.values()):
             return "SetManifestChecksumType:invalid"
         if device_keys is None:
-            return None if mapping else "SetManifestChecksumType"
+            return None if mapping else V.SET_MANIFEST_CHECKSUM_TYPE
         if any(k not in device_keys for k in mapping):
             return "SetManifestChecksumType:invalid"
-        return "SetManifestChecksumType"
-    if call == "PullFromUrls":
+        return V.SET_MANIFEST_CHECKSUM_TYPE
+    if call == V.PULL_FROM_URLS:
         if (kind is not None and not is_import) or pull_supported is False:
             return "PullFromUrls:unsupported"
         variant = args.get("variant", "good")
-        return {"good": "PullFromUrls", "short": "PullFromUrls:short",
+        return {"good": V.PULL_FROM_URLS, "short": "PullFromUrls:short",
                 "unreachable": "PullFromUrls:unreachable"}.get(variant)
-    if call == "Upload":
+    if call == V.UPLOAD:
         if kind is not None and not is_import:
             return "Transfer:wrong-direction"
-        return "Upload" if args.get("variant", "whole") == "whole" else "Upload:bad"
-    if call == "Download":
-        return "Transfer:wrong-direction" if is_import else "Download"
+        return V.UPLOAD if args.get("variant", "whole") == "whole" else "Upload:bad"
+    if call == V.DOWNLOAD:
+        return "Transfer:wrong-direction" if is_import else V.DOWNLOAD
     if call in BLOCKED_OPERATIONS:
         return call + (":import" if is_import else "")
     if call in CALLS:
@@ -534,7 +535,7 @@ def observed(call: str, outcome: str, value: Any, fault: str | None) -> Observed
         if isinstance(status, int) and not 200 <= status < 300:
             return Observed("fault", fault=f"http.{status}")
         return Observed("ok")
-    if call in ("Read", "WaitReady", "TaskInfo"):
+    if call in (V.READ, V.WAIT_READY, V.TASK_INFO):
         return Observed("ok", state=value.get("state"))
     return Observed("ok")
 

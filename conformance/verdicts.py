@@ -14,11 +14,12 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
 from conformance.clauses import CLAUSES, Clause
 from conformance.vmodl import version_at_least
+from nfclease import vocabulary as V
 from nfclease.events import Event
+from reports.results import ClauseResult
 
 Verdict = Literal["pass", "fail", "na"]
 Status = Literal["PASS", "FAIL", "NA", "XFAIL", "XPASS"]
-STATUSES: tuple[str, ...] = ("PASS", "FAIL", "NA", "XFAIL", "XPASS")
 
 
 @dataclass(frozen=True)
@@ -71,21 +72,6 @@ class Judgement:
         if failed:
             return "; ".join(f"{c.clause}: {c.message}" for c in failed)
         return self.note or ", ".join(f"{c.clause} {c.verdict}" for c in self.checks) or "nothing to judge"
-
-
-@dataclass(frozen=True)
-class ClauseResult:
-    """One line of results.json: the verdict on a clause for a run."""
-
-    clause: str
-    level: str
-    status: str
-    message: str
-    repro: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"clause": self.clause, "level": self.level, "status": self.status,
-                "message": self.message, "repro": self.repro}
 
 
 @dataclass
@@ -191,4 +177,4 @@ class ClauseVerdicts(Mapping[str, ClauseVerdict]):
 
     def summary(self) -> dict[str, int]:
         counts = Counter(v.status for v in self._by_id.values())
-        return {s: counts.get(s, 0) for s in STATUSES}
+        return {s: counts.get(s, 0) for s in V.STATUSES}

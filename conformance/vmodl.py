@@ -14,17 +14,19 @@ from functools import lru_cache
 
 from pyVmomi import VmomiSupport
 
+from nfclease import vocabulary as V
+
 RUNTIME_FAULT = "vmodl.RuntimeFault"
 ANY_FAULT = "*"
 
 #: Event ``call`` -> the pyVmomi method name on ``vim.HttpNfcLease``.
 LEASE_METHODS: dict[str, str] = {
-    "Complete": "Complete",
-    "Abort": "Abort",
-    "Progress": "Progress",
-    "GetManifest": "GetManifest",
-    "SetManifestChecksumType": "SetManifestChecksumType",
-    "PullFromUrls": "PullFromUrls",
+    V.COMPLETE: V.COMPLETE,
+    V.ABORT: V.ABORT,
+    V.PROGRESS: V.PROGRESS,
+    V.GET_MANIFEST: V.GET_MANIFEST,
+    V.SET_MANIFEST_CHECKSUM_TYPE: V.SET_MANIFEST_CHECKSUM_TYPE,
+    V.PULL_FROM_URLS: V.PULL_FROM_URLS,
 }
 
 

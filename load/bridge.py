@@ -31,20 +31,21 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from load.figures import Figures
+from nfclease import vocabulary as V
 from nfclease.events import Event
 
 SOAP_METHODS = {
-    "Progress": "HttpNfcLeaseProgress",
-    "Complete": "HttpNfcLeaseComplete",
-    "Abort": "HttpNfcLeaseAbort",
-    "GetManifest": "HttpNfcLeaseGetManifest",
-    "SetManifestChecksumType": "HttpNfcLeaseSetManifestChecksumType",
-    "PullFromUrls": "HttpNfcLeasePullFromUrls_Task",
-    "Read": "RetrievePropertiesEx",
-    "TaskInfo": "TaskInfo",
-    "PowerOn": "PowerOnVM_Task",
-    "Destroy": "Destroy_Task",
-    "Relocate": "RelocateVM_Task",
+    V.PROGRESS: "HttpNfcLeaseProgress",
+    V.COMPLETE: "HttpNfcLeaseComplete",
+    V.ABORT: "HttpNfcLeaseAbort",
+    V.GET_MANIFEST: "HttpNfcLeaseGetManifest",
+    V.SET_MANIFEST_CHECKSUM_TYPE: "HttpNfcLeaseSetManifestChecksumType",
+    V.PULL_FROM_URLS: "HttpNfcLeasePullFromUrls_Task",
+    V.READ: "RetrievePropertiesEx",
+    V.TASK_INFO: V.TASK_INFO,
+    V.POWER_ON: "PowerOnVM_Task",
+    V.DESTROY: "Destroy_Task",
+    V.RELOCATE: "RelocateVM_Task",
 }
 ACQUIRE_METHODS = {
     "import": "ImportVApp",
@@ -52,7 +53,6 @@ ACQUIRE_METHODS = {
     "export-vapp": "ExportVApp",
     "export-snapshot": "ExportSnapshot",
 }
-TIMEDOUT = "vim.fault.Timedout"
 IGNORED_FAULTS = {"client.GreenletExit", "client.StopUser", "client.StopTest", "client.KeyboardInterrupt"}
 #: a timeout sample is kept only when the expiry instant is bracketed this tightly
 MAX_UNCERTAINTY = 0.25
@@ -104,28 +104,28 @@ class LocustBridge:
             return
         lease = self.leases.setdefault(event.lease or "-", _Lease())
         call = event.call
-        if call == "Sleep":
+        if call == V.SLEEP:
             return
-        if call == "Acquire":
+        if call == V.ACQUIRE:
             self._acquire(event, lease)
-        elif call == "WaitReady":
+        elif call == V.WAIT_READY:
             self._wait_ready(event, lease)
-        elif call in ("Upload", "Download"):
+        elif call in (V.UPLOAD, V.DOWNLOAD):
             self._transfer(event, lease)
         else:
             self._soap(event, SOAP_METHODS.get(call, call))
-            if call == "Read" and event.outcome == "ok":
+            if call == V.READ and event.outcome == "ok":
                 self._read(event, lease)
-            elif call == "Progress" and event.outcome == "ok":
+            elif call == V.PROGRESS and event.outcome == "ok":
                 lease.progress = (event.start, event.end)
                 lease.ready_read = None
-            elif call == "GetManifest" and event.outcome == "ok":
+            elif call == V.GET_MANIFEST and event.outcome == "ok":
                 self._verify(event, lease)
-            elif call in ("Complete", "Abort") and event.outcome == "ok":
-                if call == "Abort":
+            elif call in (V.COMPLETE, V.ABORT) and event.outcome == "ok":
+                if call == V.ABORT:
                     self._probe_gave_up(event, lease)
                 self.leases.pop(event.lease or "-", None)  # finished: keep the table small
-        if event.fault == TIMEDOUT:
+        if event.fault == V.TIMEDOUT:
             self._expired(event, lease)
         while len(self.leases) > MAX_TRACKED:
             self.leases.pop(next(iter(self.leases)))
@@ -178,7 +178,7 @@ class LocustBridge:
             self._check_error_state(event, lease, value)
 
     def _transfer(self, event: Event, lease: _Lease) -> None:
-        direction = "upload" if event.call == "Upload" else "download"
+        direction = "upload" if event.call == V.UPLOAD else "download"
         value = event.value if isinstance(event.value, dict) else {}
         size = int(value.get("bytes") or 0) if event.outcome == "ok" else int((event.args or {}).get("size") or 0)
         self._request("NFC", direction, event, event.duration, size)
@@ -211,11 +211,11 @@ class LocustBridge:
         if value.get("state") != "error":
             return
         error = value.get("error") or {}
-        if error.get("fault") != TIMEDOUT:
+        if error.get("fault") != V.TIMEDOUT:
             return
         first = not lease.expired
         self._expired(event, lease)
-        if not first or event.call != "Read":
+        if not first or event.call != V.READ:
             return
         if lease.progress is None or lease.ready_read is None or lease.advertised is None:
             return

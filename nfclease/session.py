@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence, TypeVar
 
 from nfclease import lifecycle
+from nfclease import vocabulary as V
 from nfclease.events import Event, EventStream, Outcome
 from nfclease.ovf import OvfDiskItem, OvfFileItem, OvfPackage, build_import_ovf, unique_name
 from nfclease.target import Target, WaitTimeout
@@ -381,7 +382,7 @@ class LeaseSession:
 
     def read(self) -> dict[str, Any]:
         """``Read``: state, progress, error, info, (6.7) transferProgress/mode/capabilities."""
-        return self._call("Read", {}, lambda: self._summarize(self._fetch()), lambda v: v)
+        return self._call(V.READ, {}, lambda: self._summarize(self._fetch()), lambda v: v)
 
     def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
         """``WaitReady``: poll until the state leaves ``initializing`` (ready *or* error).
@@ -401,24 +402,24 @@ class LeaseSession:
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 1.5, 0.25)
 
-        return self._call("WaitReady", {"timeout": timeout}, wait, lambda v: v)
+        return self._call(V.WAIT_READY, {"timeout": timeout}, wait, lambda v: v)
 
     # -- lease methods -----------------------------------------------------------
 
     def progress(self, percent: int) -> None:
         """``Progress``: renew the lease and report percent (out-of-range values are sent as given)."""
-        self._call("Progress", {"percent": percent}, lambda: self.lease.HttpNfcLeaseProgress(percent=percent))
+        self._call(V.PROGRESS, {"percent": percent}, lambda: self.lease.HttpNfcLeaseProgress(percent=percent))
 
     def complete(self) -> None:
         """``Complete``: done; the import/export task succeeds."""
-        self._call("Complete", {}, lambda: self.lease.HttpNfcLeaseComplete())
+        self._call(V.COMPLETE, {}, lambda: self.lease.HttpNfcLeaseComplete())
         self._released("done")
 
     def abort(self, fault: str | Any | None = None) -> None:
         """``Abort``: error; ``fault`` (a vmodl type name or a MethodFault) should reach the task."""
         fault_obj = _make_fault(fault)
         name = type(fault_obj).__name__ if fault_obj is not None else None
-        self._call("Abort", {"fault": name}, lambda: self.lease.HttpNfcLeaseAbort(fault=fault_obj))
+        self._call(V.ABORT, {"fault": name}, lambda: self.lease.HttpNfcLeaseAbort(fault=fault_obj))
         self._released("error")
 
     def _released(self, state: str) -> None:
@@ -428,7 +429,7 @@ class LeaseSession:
 
     def get_manifest(self) -> list[Any]:
         """``GetManifest`` (4.1): one entry per device with size and sha1 (6.7: checksum)."""
-        return self._call("GetManifest", {}, lambda: list(self.lease.HttpNfcLeaseGetManifest() or []),
+        return self._call(V.GET_MANIFEST, {}, lambda: list(self.lease.HttpNfcLeaseGetManifest() or []),
                           manifest_summary)
 
     def set_manifest_checksum_type(self, mapping: Mapping[str, str]) -> None:
@@ -436,7 +437,7 @@ class LeaseSession:
         from pyVmomi import vim
 
         pairs = [vim.KeyValue(key=k, value=v) for k, v in mapping.items()]
-        self._call("SetManifestChecksumType", {"mapping": dict(mapping)},
+        self._call(V.SET_MANIFEST_CHECKSUM_TYPE, {"mapping": dict(mapping)},
                    lambda: self.lease.HttpNfcLeaseSetManifestChecksumType(deviceUrlsToChecksumTypes=pairs))
 
     def pull_from_urls(self, files: Sequence[Mapping[str, Any] | Any], variant: PullVariant = "good",
@@ -462,7 +463,7 @@ class LeaseSession:
             task = self.lease.HttpNfcLeasePullFromUrls_Task(files=sources)
             return self.target.wait_task(task, timeout)
 
-        return self._call("PullFromUrls", {"files": recorded, "variant": variant}, pull, task_summary)
+        return self._call(V.PULL_FROM_URLS, {"files": recorded, "variant": variant}, pull, task_summary)
 
     def task_info(self) -> Any:
         """``TaskInfo``: the lease's import/export task (``client.NoTask`` if the target has none)."""
@@ -473,7 +474,7 @@ class LeaseSession:
                 raise NoTask(f"no import/export task found for lease {self.lease._moId}")
             return self.target.task_info(self.task)
 
-        return self._call("TaskInfo", {}, info, lambda i: {**task_summary(i), "result": jsonable(i.result)})
+        return self._call(V.TASK_INFO, {}, info, lambda i: {**task_summary(i), "result": jsonable(i.result)})
 
     # -- blocked operations on the covered VM ---------------------------------
 
@@ -497,22 +498,22 @@ class LeaseSession:
 
     def power_on(self, vm: Any | None = None) -> Any:
         """``PowerOn`` of the covered VM: refused while the lease is held."""
-        return self._vm_task("PowerOn", vm, lambda v: v.PowerOnVM_Task())
+        return self._vm_task(V.POWER_ON, vm, lambda v: v.PowerOnVM_Task())
 
     def destroy(self, vm: Any | None = None) -> Any:
         """``Destroy`` of the covered VM: refused while the lease is held."""
-        info = self._vm_task("Destroy", vm, lambda v: v.Destroy_Task())
+        info = self._vm_task(V.DESTROY, vm, lambda v: v.Destroy_Task())
         if str(info.state) == "success":
             self.target.forget_entity(vm if vm is not None else self.covered_vm())
         return info
 
     def relocate(self, vm: Any | None = None) -> Any:
         """``Relocate`` (migrate) of the covered VM to another host when there is one."""
-        return self._vm_task("Relocate", vm, lambda v: v.RelocateVM_Task(spec=self.target.relocate_spec(v)))
+        return self._vm_task(V.RELOCATE, vm, lambda v: v.RelocateVM_Task(spec=self.target.relocate_spec(v)))
 
     def sleep(self, seconds: float) -> None:
         """``Sleep``: wait on purpose (for expiry); recorded, since the times matter."""
-        self._call("Sleep", {"seconds": seconds}, lambda: time.sleep(seconds))
+        self._call(V.SLEEP, {"seconds": seconds}, lambda: time.sleep(seconds))
 
     # -- transfers -----------------------------------------------------------------
 
@@ -625,7 +626,7 @@ class LeaseSession:
             self.uploaded[url.key] = result
             return result
 
-        return self._call("Upload", args, send, TransferResult.summary)
+        return self._call(V.UPLOAD, args, send, TransferResult.summary)
 
     def upload_all(self, variant: UploadVariant = "whole") -> list[TransferResult]:
         """Upload every device of the lease (one ``Upload`` event each)."""
@@ -645,7 +646,7 @@ class LeaseSession:
             self.downloaded[url.key] = result
             return result
 
-        return self._call("Download", args, fetch, TransferResult.summary)
+        return self._call(V.DOWNLOAD, args, fetch, TransferResult.summary)
 
     # -- keepalive ---------------------------------------------------------------
 
@@ -817,7 +818,7 @@ def acquire_import(target: Target, stream: EventStream, disks: Sequence[int] = (
         session._note_entity(entity)
         return session
 
-    return _record(stream, handle, "Acquire", args, acquire,
+    return _record(stream, handle, V.ACQUIRE, args, acquire,
                    lambda s: {"moid": s.moid, "entity": moid(s.entity), "task": moid(s.task)})
 
 
@@ -835,7 +836,7 @@ def _export(target: Target, stream: EventStream, kind: Kind, entity: Any, covere
         return LeaseSession(target, stream, lease, kind=kind, handle=handle, entity=entity, task=task,
                             covered=covered, nfc=nfc)
 
-    return _record(stream, handle, "Acquire", args, acquire,
+    return _record(stream, handle, V.ACQUIRE, args, acquire,
                    lambda s: {"moid": s.moid, "entity": moid(s.entity), "task": moid(s.task)})
 
 

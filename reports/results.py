@@ -22,11 +22,25 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from nfclease.redaction import redact, redact_text
+from nfclease.vocabulary import FAILING, STATUSES
 
-STATUSES = ("PASS", "FAIL", "NA", "XFAIL", "XPASS")
-FAILING = frozenset({"FAIL", "XPASS"})
 RESULT_KEYS = ("clause", "level", "status", "message", "repro")
 _STYLE = {"PASS": "green", "FAIL": "bold red", "NA": "dim", "XFAIL": "yellow", "XPASS": "bold magenta"}
+
+
+@dataclass(frozen=True)
+class ClauseResult:
+    """One line of results.json: the verdict on a clause for a run."""
+
+    clause: str
+    level: str
+    status: str
+    message: str
+    repro: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clause": self.clause, "level": self.level, "status": self.status,
+                "message": self.message, "repro": self.repro}
 
 
 @dataclass

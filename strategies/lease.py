@@ -12,6 +12,8 @@ from typing import Sequence
 
 from hypothesis import strategies as st
 
+from nfclease import vocabulary as V
+
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
 #: A device key no lease hands out (an "unknown key" for SetManifestChecksumType).
@@ -21,7 +23,7 @@ BOGUS_KEY = "/nfclease/no-such-device-key"
 ABORT_FAULTS = ("vim.fault.NoDiskSpace", "vmodl.fault.RequestCanceled", "vim.fault.InvalidState")
 
 #: What a rule does through a reference that is not one of the run's leases.
-FOREIGN_CALLS = ("Read", "Progress", "Complete", "Abort", "GetManifest")
+FOREIGN_CALLS = (V.READ, V.PROGRESS, V.COMPLETE, V.ABORT, V.GET_MANIFEST)
 
 _ALGORITHMS_VALID = ("sha1", "sha256")
 _ALGORITHMS_INVALID = ("md5", "SHA256", "sha512", "")

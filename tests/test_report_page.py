@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conformance.clauses import CLAUSES
-from conformance.verdicts import ClauseResult
+from reports.results import ClauseResult
 from load.report import write_load_json
 from nfclease.cli import main
 from reports.chart import nice_max, throughput_chart

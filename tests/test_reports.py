@@ -14,7 +14,7 @@ import pytest
 
 from conformance.clauses import CLAUSES
 from conformance.model import Model
-from conformance.verdicts import ClauseResult
+from reports.results import ClauseResult
 from conformance.offline import main as check_history_main
 from nfclease.events import Event, HistoryWriter
 from reports.page import build_report, render

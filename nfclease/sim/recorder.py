@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from pyVmomi import vim
 
+from nfclease import vocabulary as V
 from nfclease.events import Event, EventStream, HistoryWriter
 from nfclease.redaction import redact_text
 
@@ -145,7 +146,7 @@ class SessionRecorder:
         with self._lock:
             self._count += 1
             session = self._sessions[key] = _Session(self.directory / f"session-{self._count}.jsonl")
-        session.stream.emit(Event("Target", value=dict(self.target), start=now, end=now))
+        session.stream.emit(Event(V.TARGET, value=dict(self.target), start=now, end=now))
         self._emit_scenario(session, now)
         return session
 
