@@ -104,7 +104,8 @@ def execute(spec: Any, args: argparse.Namespace, *, profile: Any, seed: int, rep
                              sleep_budget=profile.sleep_budget, raise_on_fail=False,
                              expiry_budget=profile.expiry_budget if expiry_budget is None else expiry_budget,
                              expiry_budget_source=("the --expiry-budget" if expiry_budget is not None
-                                                   else f"the {profile.name} profile's"))
+                                                   else f"the {profile.name} profile's"),
+                             export_vms=getattr(args, "export_vm", None) or ())
             try:
                 for name in watcher.sequences(list(SEQUENCES)):
                     run_sequences(ctx, [name])
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``nfclease conform``'s options (and the simulator's, for ``--target sim``)."""
     from nfclease.sim.options import add_sim_arguments
-    from nfclease.targetargs import add_lab_arguments
+    from nfclease.targetargs import add_export_vm_argument, add_lab_arguments
     from nfclease.usage import TARGET_HELP
 
     parser.add_argument("--target", default=None, help=TARGET_HELP)
@@ -198,6 +199,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (default: random, printed)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the target's TLS certificate")
     parser.add_argument("--thumbprint", help="pin the target's certificate")
+    add_export_vm_argument(parser)
     parser.add_argument("--allow-expiry", action="store_true",
                         help="wait for leases to expire whatever the advertised leaseTimeout (about twice it); "
                              "by default the expiry checks run when they fit the profile's expiry budget")

@@ -17,7 +17,7 @@ import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from hypothesis import HealthCheck, Phase, settings
 
@@ -83,8 +83,9 @@ class RunContext:
                  allow_expiry: bool | None = None, sleep_budget: float = 6.0, raise_on_fail: bool = False,
                  no_raise: Iterable[str] = (), tolerance: float | None = None,
                  expiry_budget: float = 30.0, expiry_budget_source: str = "this run's",
-                 kind: str | None = None) -> None:
+                 kind: str | None = None, export_vms: Sequence[str] = ()) -> None:
         self.target = target
+        self.export_vms = list(export_vms)  # --export-vm: VMs of a real target the user lets us export (only)
         self.api_version = target.api_version
         self.model = model or Model(api_version=self.api_version, tolerance=tolerance)
         self.extra_models: list[Model] = []
@@ -198,7 +199,18 @@ class RunContext:
             self._exports = {k: [] for k in EXPORT_KINDS}
             if self.owns_inventory:
                 self._exports = self._discover_exports()
+            elif self.export_vms:
+                self._exports = self._named_exports()
         return self._exports
+
+    def _named_exports(self) -> dict[str, list[Any]]:
+        """The VMs the user named (``--export-vm``): exported read-only, never snapshotted or changed."""
+        from pyVmomi import vim
+
+        vms = [self.target.find_entity(path, vim.VirtualMachine) for path in self.export_vms]
+        for vm in vms:
+            self.target.protect(vm)
+        return {kind: (vms if kind == "export-vm" else []) for kind in EXPORT_KINDS}
 
     def _discover_exports(self) -> dict[str, list[Any]]:
         from pyVmomi import vim

@@ -49,7 +49,7 @@ EXAMPLE = textwrap.dedent("""\
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nfclease.sim.options import add_sim_arguments
-    from nfclease.targetargs import add_lab_arguments
+    from nfclease.targetargs import add_export_vm_argument, add_lab_arguments
     from nfclease.usage import TARGET_HELP
 
     parser.description = ("The main job: start the embedded simulator (or use --target), run the conformance "
@@ -74,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="on a real target, also wait for leases to expire (takes leaseTimeout each)")
     add_sim_arguments(parser)
     add_lab_arguments(parser)
+    add_export_vm_argument(parser)
     one_line_errors(parser)
 
 

@@ -75,6 +75,16 @@ class NoDeviceUrl(LookupError):
     """A transfer named a device this lease never listed in ``info.deviceUrl``."""
 
 
+class ReadOnlyEntity(PermissionError):
+    """The user named this VM for a read-only export: nothing is uploaded to, pulled into, powered,
+    destroyed or moved on it. The call is skipped before anything is sent, and no event is emitted."""
+
+    def __init__(self, call: str, handle: str, names: str) -> None:
+        super().__init__(f"{call} skipped: {names} was named for a read-only export (--export-vm)")
+        self.call = call
+        self.handle = handle
+
+
 class NoCoveredVm(LookupError):
     """A blocked-operation call before the lease named the VM it covers (import not ready yet)."""
 
@@ -143,6 +153,9 @@ def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Attempt:
     _last.event = None
     try:
         result = fn(*args, **kwargs)
+    except ReadOnlyEntity as exc:  # skipped, not tried: an event for the caller, none for the record
+        return Attempt(Event(call=exc.call, lease=exc.handle, outcome="info", fault="client.ReadOnlyEntity",
+                             message=str(exc)), None, exc)
     except Exception as exc:
         event = getattr(_last, "event", None)
         if event is None:
@@ -316,6 +329,15 @@ class LeaseSession:
         """:func:`attempt` as a method, for symmetry."""
         return attempt(fn, *args, **kwargs)
 
+    def _writable(self, call: str) -> None:
+        """Refuse (:class:`ReadOnlyEntity`) a call that would change a VM the user named for export."""
+        protected = self.target.read_only
+        if not protected:
+            return
+        named = [vm for vm in [*self.covered, self.entity] if moid(vm) in protected]
+        if named:
+            raise ReadOnlyEntity(call, self.handle, ", ".join(sorted({moid(vm) or "?" for vm in named})))
+
     @property
     def moid(self) -> str:
         return self.lease._moId
@@ -451,6 +473,7 @@ class LeaseSession:
         sent (SourceFile has no such member), only recorded, with ``size``, so
         the model can hold the manifest against the sources.
         """
+        self._writable("PullFromUrls")
         digests = [{k: f[k] for k in ("sha1", "sha256") if f.get(k)} if isinstance(f, Mapping) else {}
                    for f in files]
         sources = [_source_file({k: v for k, v in f.items() if k not in ("sha1", "sha256")}
@@ -486,6 +509,7 @@ class LeaseSession:
         return self.covered[0]
 
     def _vm_task(self, call: str, vm: Any | None, start: Callable[[Any], Any]) -> Any:
+        self._writable(call)
         target_vm = vm if vm is not None else (self.covered[0] if self.covered else None)
         args = {"vm": moid(target_vm)}
 
@@ -609,6 +633,7 @@ class LeaseSession:
         ``body``/``length`` replace the generated content. Returns the
         :class:`TransferResult` (sha1, and sha256 if asked, of exactly what was sent).
         """
+        self._writable("Upload")
         args: dict[str, Any] = {"device": device if isinstance(device, (int, str)) else getattr(device, "key", None),
                                 "variant": variant, "size": length}
 
@@ -900,5 +925,5 @@ def _current_snapshot(target: Target, vm: Any) -> Any | None:
 
 __all__ = [
     "Attempt", "KeepAlive", "LeaseSession", "NoCoveredVm", "NoDeviceUrl", "NoTask", "acquire_export_snapshot",
-    "abort_fault", "acquire_export_vapp", "acquire_export_vm", "acquire_import", "attempt", "classify", "next_handle",
+    "ReadOnlyEntity", "abort_fault", "acquire_export_vapp", "acquire_export_vm", "acquire_import", "attempt", "classify", "next_handle",
 ]

@@ -280,6 +280,7 @@ class Target:
         self._created: list[_Created] = []
         self._sessions: list[Any] = []
         self.cleanup_log: list[str] = []
+        self.read_only: set[str] = set()  # moids of VMs the user named for export: never changed (protect)
         self._placement: Placement | None = None
         self._closed = False
         self._collectors: dict[int, Any] = {}
@@ -583,6 +584,11 @@ class Target:
     def register_snapshot(self, snapshot: Any) -> None:
         """A snapshot the suite created, removed at close."""
         self._register(_Created("snapshot", snapshot))
+
+    def protect(self, entity: Any) -> None:
+        """A VM the user named (``--export-vm``): sessions refuse to upload to, power, destroy or move it."""
+        with self._lock:
+            self.read_only.add(entity._moId)
 
     def forget_lease(self, lease: Any) -> None:
         """The lease is done or in error: nothing to abort at close (saves a call per lease)."""

@@ -57,6 +57,14 @@ def add_lab_arguments(parser: argparse.ArgumentParser, *, placement: bool = True
     where.add_argument("--folder", default=None, help="VM folder path or name (GOVC_FOLDER)")
 
 
+def add_export_vm_argument(parser: argparse.ArgumentParser) -> None:
+    """``--export-vm PATH`` (repeatable): the only VMs of a real target the suite may export, read-only."""
+    parser.add_argument("--export-vm", dest="export_vm", action="append", default=None, metavar="PATH",
+                        help="on a real target, also export this VM (inventory path, name or moid): read-only, "
+                             "never powered, moved, snapshotted or written; without it only what the run "
+                             "imported is exported")
+
+
 def export_to_environment(args: argparse.Namespace, environ: MutableMapping[str, str] | None = None) -> None:
     """Write the lab flags given into their ``GOVC_*`` variables (a flag wins over its variable).
 
@@ -81,4 +89,4 @@ def spec_from_args(args: argparse.Namespace) -> TargetSpec:
     return spec
 
 
-__all__ = ["ENVIRONMENT", "add_arguments", "add_lab_arguments", "export_to_environment", "spec_from_args"]
+__all__ = ["ENVIRONMENT", "add_export_vm_argument", "add_arguments", "add_lab_arguments", "export_to_environment", "spec_from_args"]

@@ -5,6 +5,7 @@ All against one shared ``nfclease sim`` child, planted and inspected with plain 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import uuid
@@ -139,3 +140,36 @@ def test_placement_flags_win_over_govc_variables_and_reach_child_processes(lab: 
     environ = {"GOVC_FOLDER": "old"}
     export_to_environment(argparse.Namespace(folder="new", datastore=None, ca_file="ca.pem"), environ)
     assert environ == {"GOVC_FOLDER": "new", "GOVC_TLS_CA_CERTS": "ca.pem"}  # what conform/load/run children read
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_on_a_real_target_only_the_vm_named_is_exported_and_never_changed(lab: LabSim, planter: Any,
+                                                                             tmp_path: Path) -> None:
+    path = "DC0/vm/DC0_C0_RP0_VM3"
+    vm = planter.content.searchIndex.FindByInventoryPath(path)
+    before = (vm.runtime.powerState, vm.runtime.host._moId, vm.snapshot)
+    run = f"named-{uuid.uuid4().hex[:6]}"
+    proc = nfclease(lab, "conform", "--target", lab.target, "--profile", "smoke", "--seed", "5",
+                    "--export-vm", path, "--report", str(tmp_path / "named"), run_id=run, timeout=240)
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    events = _history(tmp_path / "named" / "history.jsonl")
+    exports = {e["lease"]: e["args"]["entity"] for e in events
+               if e["call"] == "Acquire" and e["args"].get("kind", "").startswith("export")}
+    assert exports and set(exports.values()) == {vm._moId}, exports  # that VM, and no other of the target's
+    writes = [e for e in events if e["lease"] in exports
+              and e["call"] in ("Upload", "PowerOn", "Destroy", "Relocate", "PullFromUrls")]
+    assert writes == [], writes[:3]
+    assert any(e["lease"] in exports and e["call"] == "Download" for e in events)
+    assert (vm.runtime.powerState, vm.runtime.host._moId, vm.snapshot) == before
+    seen = inspect(lab)
+    assert seen.named(f"nfclease-{run}-") == [] and seen.running == []
+
+    unnamed = nfclease(lab, "conform", "--target", lab.target, "--profile", "smoke", "--seed", "5",
+                       "--report", str(tmp_path / "unnamed"), timeout=240)
+    assert unnamed.returncode in (0, 1), unnamed.stdout[-3000:]
+    foreign = [e for e in _history(tmp_path / "unnamed" / "history.jsonl") if e["call"] == "Acquire"
+               and e["args"].get("kind", "").startswith("export")]
+    assert foreign == []  # without --export-vm nothing of the target's own is exported
