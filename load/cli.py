@@ -44,7 +44,7 @@ from load.figures import MB
 from load.gate import Baseline, combine, compare, parse_tolerance, print_table, regressions
 from load.report import plot, write_load_json, write_locust_reports
 from load.runner import RunResult, RunSpec, run_load
-from load.scenarios import LoadOptions, parse_selection
+from load.scenarios import LoadOptions, parse_selection, selection_help
 from load.knee import describe_knee
 from load.shapes import StepShape, doubling_steps
 
@@ -273,9 +273,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nfclease.usage import TARGET_HELP
 
     parser.add_argument("--target", default=None, help=TARGET_HELP)
-    parser.add_argument("--scenario", action="append", default=None,
-                        help="import-upload, export-download, churn, keepalive, timeout-probe, mixed "
-                             "(repeatable; NAME:WEIGHT sets a weight)")
+    parser.add_argument("--scenario", action="append", default=None, help=selection_help())
     parser.add_argument("--users", type=int, default=4)
     parser.add_argument("--spawn-rate", type=float, default=4.0)
     parser.add_argument("--duration", default="30s")

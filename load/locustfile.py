@@ -8,8 +8,9 @@ Web UI against a target::
 
     locust -f load/locustfile.py --host sim        # an embedded simulator in this process
 
-Pick scenarios by class name (``ImportUpload ExportDownload Churn Keepalive
-TimeoutProbe``; none = all, the ``mixed`` weights) or with ``--class-picker``.
+Pick scenarios by class name (``Scenario.user_class`` of ``load.scenarios.REGISTRY``:
+``ImportUpload ExportDownload Churn Keepalive TimeoutProbe``; none = all, the
+``mixed`` weights) or with ``--class-picker``.
 Headless, with reports and the regression gate: ``nfclease load``.
 
 Distributed over machines (Locust's own master/worker mode)::
@@ -36,9 +37,10 @@ if __package__ in (None, ""):  # loaded by path (locust -f): make the checkout i
 from locust import events  # noqa: E402  (patches gevent first)
 
 from load.scenarios import LoadOptions  # noqa: E402
-from load.users import (  # noqa: E402,F401  (the user classes Locust finds here)
-    Churn, ExportDownload, ImportUpload, Keepalive, LeaseUser, LoadContext, TimeoutProbe, attach,
-)
+from load.users import USER_CLASSES, LoadContext, attach  # noqa: E402
+
+# the user classes Locust finds here: one per scenario of load.scenarios.REGISTRY
+globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
 
 _HELP = {
     "disks": "import-upload/export-download: disks per lease (N)",
@@ -94,4 +96,4 @@ def _quit(environment, **_kwargs) -> None:
         owned.stop()
 
 
-__all__ = ["Churn", "ExportDownload", "ImportUpload", "Keepalive", "LoadContext", "TimeoutProbe"]
+__all__ = ["LoadContext", *(cls.__name__ for cls in USER_CLASSES.values())]

@@ -44,9 +44,6 @@ from nfclease.session import LeaseSession, abort_fault, acquire_export_vm, acqui
 log = logging.getLogger("load.scenarios")
 
 MiB = 1 << 20
-SCENARIOS = ("import-upload", "export-download", "churn", "keepalive", "timeout-probe")
-#: ``mixed``: every scenario at once, with these weights
-MIXED_WEIGHTS = {"import-upload": 3, "export-download": 2, "churn": 1, "keepalive": 1, "timeout-probe": 1}
 
 
 @dataclass
@@ -288,14 +285,44 @@ def timeout_probe(ctx: UserContext) -> None:
         held.finish()
 
 
-RUNNERS: dict[str, Callable[[UserContext], None]] = {
-    "import-upload": import_upload,
-    "export-download": export_download,
-    "churn": churn,
-    "keepalive": keepalive,
-    "timeout-probe": timeout_probe,
-}
-SETUP: dict[str, Callable[[UserContext], None]] = {"export-download": prepare_export}
+@dataclass(frozen=True)
+class Scenario:
+    """One load scenario: everything the users, the locustfile, the weights and the help derive from.
+
+    Adding a scenario is its function above and one entry in :data:`REGISTRY`;
+    ``tests/test_load_registry.py`` checks that the rest agrees.
+    """
+
+    name: str  # what --scenario and load.json call it
+    user_class: str  # the Locust user class name (locust -f load/locustfile.py NAME)
+    run: Callable[[UserContext], None]  # one iteration
+    mixed_weight: int  # its weight in ``mixed``
+    summary: str  # one line for --help and the docs
+    setup: Callable[[UserContext], None] | None = None  # once per user, before the first iteration
+
+
+REGISTRY: tuple[Scenario, ...] = (
+    Scenario("import-upload", "ImportUpload", import_upload, 3,
+             "ImportVApp, stream the disks, GetManifest checked, Complete, Destroy"),
+    Scenario("export-download", "ExportDownload", export_download, 2,
+             "ExportVm of the user's own VM, GET every device URL, GetManifest checked, Complete",
+             setup=prepare_export),
+    Scenario("churn", "Churn", churn, 1, "Acquire an import lease and Abort it at once"),
+    Scenario("keepalive", "Keepalive", keepalive, 1, "hold leases renewed by Progress; count those that expire"),
+    Scenario("timeout-probe", "TimeoutProbe", timeout_probe, 1,
+             "no renewal: observed expiry against the advertised leaseTimeout"),
+)
+BY_NAME: dict[str, Scenario] = {s.name: s for s in REGISTRY}
+SCENARIOS: tuple[str, ...] = tuple(BY_NAME)
+#: ``mixed``: every scenario at once, with these weights
+MIXED_WEIGHTS: dict[str, int] = {s.name: s.mixed_weight for s in REGISTRY}
+RUNNERS: dict[str, Callable[[UserContext], None]] = {s.name: s.run for s in REGISTRY}
+SETUP: dict[str, Callable[[UserContext], None]] = {s.name: s.setup for s in REGISTRY if s.setup is not None}
+
+
+def selection_help() -> str:
+    """``--scenario``'s help, from the registry."""
+    return f"{', '.join(SCENARIOS)}, mixed (repeatable; NAME:WEIGHT sets a weight)"
 
 
 def parse_selection(items: list[str] | None) -> dict[str, int]:

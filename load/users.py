@@ -35,7 +35,7 @@ from locust.exception import StopUser
 
 from load.bridge import LocustBridge
 from load.figures import Figures
-from load.scenarios import MIXED_WEIGHTS, RUNNERS, SETUP, LoadOptions, UserContext
+from load.scenarios import REGISTRY, RUNNERS, SETUP, LoadOptions, Scenario, UserContext
 from nfclease.events import EventStream
 from nfclease.target import TargetSpec, WaitTimeout, open_target
 from nfclease.transfer import NfcHttpError, NfcTransportError
@@ -195,34 +195,14 @@ class LeaseUser(User):
             log.warning("%s: cleanup failed: %s: %s", self.scenario, type(exc).__name__, exc)
 
 
-class ImportUpload(LeaseUser):
-    scenario = "import-upload"
-    weight = MIXED_WEIGHTS["import-upload"]
+def _user_class(scenario: Scenario) -> type[LeaseUser]:
+    return type(scenario.user_class, (LeaseUser,), {"scenario": scenario.name, "weight": scenario.mixed_weight,
+                                                    "__module__": __name__, "__qualname__": scenario.user_class})
 
 
-class ExportDownload(LeaseUser):
-    scenario = "export-download"
-    weight = MIXED_WEIGHTS["export-download"]
-
-
-class Churn(LeaseUser):
-    scenario = "churn"
-    weight = MIXED_WEIGHTS["churn"]
-
-
-class Keepalive(LeaseUser):
-    scenario = "keepalive"
-    weight = MIXED_WEIGHTS["keepalive"]
-
-
-class TimeoutProbe(LeaseUser):
-    scenario = "timeout-probe"
-    weight = MIXED_WEIGHTS["timeout-probe"]
-
-
-USER_CLASSES: dict[str, type[LeaseUser]] = {
-    cls.scenario: cls for cls in (ImportUpload, ExportDownload, Churn, Keepalive, TimeoutProbe)
-}
+#: One Locust user class per scenario of the registry, by scenario name (class names as the registry says).
+USER_CLASSES: dict[str, type[LeaseUser]] = {s.name: _user_class(s) for s in REGISTRY}
+globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})  # importable by name (workers, pickling)
 
 
 def user_classes(selection: dict[str, int]) -> list[type[LeaseUser]]:
