@@ -14,6 +14,7 @@ import importlib
 from typing import Any, Callable, Sequence
 
 from nfclease import __version__
+from nfclease.usage import finish_parser, one_line_errors
 
 
 def _register(sub: Any, name: str, module: str, help_text: str, chosen: str | None) -> None:
@@ -23,6 +24,7 @@ def _register(sub: Any, name: str, module: str, help_text: str, chosen: str | No
         loaded = importlib.import_module(module)
         loaded.add_arguments(parser)
         parser.set_defaults(func=loaded.run)
+        finish_parser(parser, name)  # one-line errors; an example under --help
 
 
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
@@ -30,6 +32,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nfclease", description="Conformance and load testing for the vSphere HttpNfcLease protocol.")
     parser.add_argument("--version", action="version", version=f"nfclease {__version__}")
+    one_line_errors(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register(sub, "run", "nfclease.runjob", "the main job: conformance at a profile, a short load run, "
               "and one HTML report (starts the simulator unless --target)", chosen)

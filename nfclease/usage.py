@@ -70,3 +70,26 @@ def target_problem(exc: BaseException, where: str) -> str:
 #: ``--target``'s help, the same in every command that reaches a target.
 TARGET_HELP = ("sim (the embedded simulator), vcsim, or https://user:pass@host/sdk; "
                "default: $GOVC_URL if set, else sim")
+
+
+# Examples for commands whose module sets no epilog of its own (``--help`` always shows one).
+EXAMPLES = {
+    "sim": ["nfclease sim --port 8989 --lease-timeout 300      # prints https://127.0.0.1:8989/sdk first",
+            "nfclease sim --deviate no_timeout --port 0        # a simulator that gets expiry wrong"],
+    "conform": ["nfclease conform --profile ci --report out/",
+                "nfclease conform --target vcsim --expectations vcsim-0.24"],
+    "load": ["nfclease load --scenario import-upload --users 8 --duration 30s --report out/",
+             "nfclease load --repeat 5 --baseline base.json --tolerance 10%"],
+    "check-history": ["nfclease check-history nfclease-report/history.jsonl"],
+    "clients": ["nfclease clients --report clients-out/"],
+}
+
+
+def finish_parser(parser: argparse.ArgumentParser, name: str) -> None:
+    """What every subcommand gets: one-line errors, and an example under ``--help``."""
+    one_line_errors(parser)
+    if name in EXAMPLES and "example" not in (parser.epilog or "").lower():
+        examples = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+        parser.epilog = f"{parser.epilog}\n\n{examples}" if parser.epilog else examples
+        if parser.formatter_class is argparse.HelpFormatter:
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter

@@ -6,7 +6,10 @@ running simulator, a certificate nobody trusts), not a mock of it.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -16,6 +19,7 @@ from nfclease.cli import main
 from nfclease.sim import SimConfig, Simulator
 
 PASSWORD = "Tr0ub4dor-run-cli"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def exit_status(argv: list[str]) -> int:
@@ -89,3 +93,25 @@ def test_tls_refused(capsys, tmp_path: Path, locked_sim: Simulator) -> None:
     url = f"https://alice:{PASSWORD}@127.0.0.1:{locked_sim.port}/sdk"
     line = one_line_error(capsys, ["run", "--target", url, "--report", str(tmp_path)])
     assert "not trusted" in line and "--thumbprint" in line and "--insecure" in line
+
+
+COMMANDS = ("run", "sim", "conform", "load", "selftest", "check-history", "judge-client", "clients", "doctor",
+            "clean", "report")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_an_example_and_one_line_errors(command: str) -> None:
+    """In a child process: some commands import Locust, which patches the standard library."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    helped = subprocess.run([sys.executable, "-m", "nfclease", command, "--help"], capture_output=True, text=True,
+                            env=env, cwd=ROOT, timeout=120)
+    assert helped.returncode == 0 and "example" in helped.stdout.lower() and f"nfclease {command}" in helped.stdout
+    wrong = subprocess.run([sys.executable, "-m", "nfclease", command, "--no-such-option"], capture_output=True,
+                           text=True, env=env, cwd=ROOT, timeout=120)
+    lines = wrong.stderr.strip().splitlines()
+    assert wrong.returncode == 2 and len(lines) == 1 and "--help" in lines[0], wrong.stderr
+
+
+def test_an_unknown_command_is_one_line(capsys) -> None:
+    line = one_line_error(capsys, ["frobnicate"])
+    assert "invalid choice: 'frobnicate'" in line and "nfclease --help" in line
