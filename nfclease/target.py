@@ -624,6 +624,8 @@ class Target:
 
     def _remove(self, created: list[_Created], sessions: list[Any]) -> None:
         try:
+            if created:
+                self._ensure_session()
             for item in created:
                 if item.what == "lease":
                     self._abort_lease(item.ref)
@@ -646,6 +648,32 @@ class Target:
             for si in [*sessions, self.si]:
                 with contextlib.suppress(Exception):
                     si.content.sessionManager.Logout()
+
+    def _ensure_session(self) -> None:
+        """Log in again if the session was lost (server restart, session expiry, a logout).
+
+        The run's references (leases, VMs, snapshots) are bound to our stub;
+        giving the stub the new session's cookie re-binds them all, so
+        cleanup reaches what the run made. A lease of the lost session stays
+        out of reach (leases belong to their session): it lapses by itself.
+        """
+        from pyVmomi import vim
+
+        try:
+            if self.content.sessionManager.currentSession is not None:
+                return
+        except vim.fault.NotAuthenticated:
+            pass
+        except Exception as exc:  # unreachable: cleanup will say so call by call
+            self._note(f"session check: {type(exc).__name__}")
+            return
+        try:
+            fresh = self._connect()
+        except Exception as exc:
+            self._note(f"session lost and a new login failed: {type(exc).__name__}: {_message(exc)}")
+            return
+        self.si._stub.cookie = fresh._stub.cookie
+        self._note("session lost: logged in again for cleanup")
 
     def _note(self, text: str) -> None:
         self.cleanup_log.append(text)

@@ -17,6 +17,9 @@ from pyVim.connect import Disconnect
 
 from conftest import start_import, wait_ready, wait_task
 from lab import LabSim, inspect, lab_fixture, nfclease
+from nfclease.events import EventStream
+from nfclease.session import acquire_import
+from nfclease.target import TargetSpec, open_target
 from nfclease.targetargs import export_to_environment
 
 
@@ -173,3 +176,17 @@ def test_on_a_real_target_only_the_vm_named_is_exported_and_never_changed(lab: L
     foreign = [e for e in _history(tmp_path / "unnamed" / "history.jsonl") if e["call"] == "Acquire"
                and e["args"].get("kind", "").startswith("export")]
     assert foreign == []  # without --export-vm nothing of the target's own is exported
+
+
+def test_cleanup_logs_in_again_when_the_session_was_lost(lab: LabSim) -> None:
+    spec = TargetSpec.parse(lab.target, cafile=lab.cafile, env={})
+    with open_target(spec) as target:
+        session = acquire_import(target, EventStream(), disks=[1 << 20])
+        session.wait_ready(timeout=30)
+        session.upload_all()
+        session.complete()
+        name = session.package.name
+        assert name in inspect(lab).entities
+        target.si.content.sessionManager.Logout()  # the server forgets the session mid-run
+    assert name not in inspect(lab).entities, target.cleanup_log
+    assert "session lost: logged in again for cleanup" in target.cleanup_log
