@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from load.duration import parse_duration
     from reports.results import exit_code
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)  # a log keeps whole lines
     try:
         seconds = parse_duration(args.load_duration)
         if seconds < 0 or args.load_users < 1:
@@ -242,6 +242,10 @@ def headline(console: Any, done: Any, report: Path, load_problem: str | None) ->
     load = (f"{mbps:.1f} MB/s, Progress p95 {progress:.1f} ms" if mbps is not None and progress is not None
             else f"{mbps:.1f} MB/s, no Progress call measured" if mbps is not None
             else "skipped (--load-duration 0)" if not (report / "load.json").exists() else "no load figures")
+    errors = figures.get("errors") or {}
+    if errors:
+        load += f"; {sum(errors.values())} calls failed (" + ", ".join(
+            f"{name} x{count}" for name, count in sorted(errors.items(), key=lambda e: -e[1])[:3]) + ")"
     for r in done.results:
         if r.status in ("FAIL", "XPASS"):
             console.print(f"{r.status} {r.clause}: {r.message}", style="red", markup=False)

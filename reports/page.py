@@ -262,6 +262,7 @@ def load_rows(runs: Sequence[Run]) -> list[tuple[str, list[Any], int]]:
         ("SOAP p95 ms (all calls)", [agg(run, "soap_latency_all_ms", "p95") for run in runs], 1),
         ("time to ready p95 s", [agg(run, "time_to_ready_s", "p95") for run in runs], 3),
         ("leases expired", [agg(run, "leases_expired") for run in runs], 0),
+        ("calls failed", [None if run.load is None else sum((agg(run, "errors") or {}).values()) for run in runs], 0),
         ("users / seconds", [None if run.load is None else
                              f"{run.load['run_info'].get('users', '?')} / {run.load['run_info'].get('duration', '?')}"
                              for run in runs], 0),
