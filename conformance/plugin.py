@@ -1,22 +1,28 @@
 """The pytest plugin (entry point ``pytest11: nfclease``): targets, profiles and fixtures.
 
-    pytest conformance --target sim|vcsim|https://user:pass@host/sdk [--insecure] [--thumbprint TP]
-                       [--expectations vcsim-0.24] [--nfclease-profile smoke|ci|thorough]
-                       [--allow-expiry] [--nfclease-report DIR]
+    pytest conformance --nfclease-target sim|vcsim|https://user:pass@host/sdk
+                       [--nfclease-insecure] [--nfclease-thumbprint TP]
+                       [--nfclease-expectations vcsim-0.24] [--nfclease-profile smoke|ci|thorough]
+                       [--nfclease-allow-expiry] [--nfclease-report DIR]
+
+Every option and fixture is named ``nfclease...``: the plugin is loaded by
+every pytest session of an environment where nfclease is installed, so it
+must not take generic names (``--target``, ``target``, ``model``) another
+plugin or project may use.
 
 ``GOVC_URL``/``GOVC_USERNAME``/``GOVC_PASSWORD``/``GOVC_INSECURE`` (and the
 placement variables) are honoured through :class:`nfclease.target.TargetSpec`
-when ``--target`` is not given. The simulator is started by the suite with a
+when ``--nfclease-target`` is not given. The simulator is started by the suite with a
 short lease timeout (2 s) and a quick initialisation.
 
 Fixtures (session-scoped, so one target and one model serve the whole run):
 
-* ``target`` -- the connected :class:`nfclease.target.Target` (closed, and
+* ``nfclease_target`` -- the connected :class:`nfclease.target.Target` (closed, and
   everything the suite created removed, at the end);
 * ``nfclease_run`` -- the :class:`conformance.context.RunContext`: event
   stream, history (``DIR/history.jsonl``), rules raise on a FAIL unless the
   expectations list the clause;
-* ``model`` -- the run's :class:`conformance.model.Model`: every event of
+* ``nfclease_model`` -- the run's :class:`conformance.model.Model`: every event of
   every test is judged by it; the per-clause table is printed at the end;
 * ``nfclease_profile``, ``nfclease_expectations``, ``nfclease_seed``.
 
@@ -38,17 +44,17 @@ _RUN_KEY = "_nfclease_run"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nfclease", "HttpNfcLease conformance (nfclease)")
-    group.addoption("--target", default=None,
+    group.addoption("--nfclease-target", default=None,
                     help="sim (default; started by the suite), vcsim, or https://user:pass@host/sdk "
                          "(default: $GOVC_URL, else sim)")
-    group.addoption("--insecure", action="store_true", default=False,
+    group.addoption("--nfclease-insecure", action="store_true", default=False,
                     help="do not verify the target's TLS certificate")
-    group.addoption("--thumbprint", default=None, help="pin the target's certificate (SHA-1 or SHA-256)")
-    group.addoption("--expectations", default=None,
+    group.addoption("--nfclease-thumbprint", default=None, help="pin the target's certificate (SHA-1 or SHA-256)")
+    group.addoption("--nfclease-expectations", default=None,
                     help="known deviations: a name in conformance/expectations/ (vcsim-0.24) or a YAML path")
     group.addoption("--nfclease-profile", default=None, choices=PROFILE_NAMES,
                     help="how much the state machine explores (default smoke; $NFCLEASE_PROFILE)")
-    group.addoption("--allow-expiry", action="store_true", default=False,
+    group.addoption("--nfclease-allow-expiry", action="store_true", default=False,
                     help="wait for leases to expire whatever the advertised leaseTimeout (by default only "
                          "when it fits the profile's expiry budget)")
     group.addoption("--nfclease-report", default=None,
@@ -80,7 +86,7 @@ def nfclease_profile(pytestconfig: pytest.Config) -> Any:
 def nfclease_expectations(pytestconfig: pytest.Config) -> dict[str, Any]:
     from conformance.expectations import load_expectations
 
-    name = _opt(pytestconfig, "--expectations")
+    name = _opt(pytestconfig, "--nfclease-expectations")
     return load_expectations(name) if name else {}
 
 
@@ -92,13 +98,13 @@ def nfclease_seed(pytestconfig: pytest.Config) -> int | None:
 
 
 @pytest.fixture(scope="session")
-def target(pytestconfig: pytest.Config) -> Iterator[Any]:
+def nfclease_target(pytestconfig: pytest.Config) -> Iterator[Any]:
     from nfclease.target import TargetSpec, open_target
     from nfclease.vcsim import find_vcsim
 
-    spec = TargetSpec.parse(_opt(pytestconfig, "--target"),
-                            insecure=True if _opt(pytestconfig, "--insecure", False) else None,
-                            thumbprint=_opt(pytestconfig, "--thumbprint"))
+    spec = TargetSpec.parse(_opt(pytestconfig, "--nfclease-target"),
+                            insecure=True if _opt(pytestconfig, "--nfclease-insecure", False) else None,
+                            thumbprint=_opt(pytestconfig, "--nfclease-thumbprint"))
     if spec.kind == "vcsim" and find_vcsim() is None:
         pytest.skip("no vcsim binary: run tools/build-vcsim")
     with open_target(spec, sim_config="conformance" if spec.kind == "sim" else None,
@@ -107,15 +113,15 @@ def target(pytestconfig: pytest.Config) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def nfclease_run(pytestconfig: pytest.Config, target: Any, nfclease_profile: Any,
+def nfclease_run(pytestconfig: pytest.Config, nfclease_target: Any, nfclease_profile: Any,
                  nfclease_expectations: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from conformance.context import RunContext
 
     report = _opt(pytestconfig, "--nfclease-report")
     directory = Path(report) if report else tmp_path_factory.mktemp("nfclease")
-    allow = True if _opt(pytestconfig, "--allow-expiry", False) else None  # None: the profile's budget decides
+    allow = True if _opt(pytestconfig, "--nfclease-allow-expiry", False) else None  # None: the profile's budget decides
     expected_fail = {c for c, e in nfclease_expectations.items() if e.status == "FAIL"}
-    ctx = RunContext(target, history=directory / "history.jsonl", allow_expiry=allow,
+    ctx = RunContext(nfclease_target, history=directory / "history.jsonl", allow_expiry=allow,
                      sleep_budget=nfclease_profile.sleep_budget, raise_on_fail=True, no_raise=expected_fail,
                      expiry_budget=nfclease_profile.expiry_budget,
                      expiry_budget_source=f"the {nfclease_profile.name} profile's")
@@ -144,7 +150,7 @@ def _nfclease_allure(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def model(nfclease_run: Any) -> Any:
+def nfclease_model(nfclease_run: Any) -> Any:
     """The run's reference model (judges every event of the session)."""
     return nfclease_run.model
 

@@ -1,4 +1,4 @@
-"""The Hypothesis state machine against the target of ``--target`` (default: the simulator).
+"""The Hypothesis state machine against the target of ``--nfclease-target`` (default: the simulator).
 
 A FAIL judgement makes a rule raise; Hypothesis shrinks the run and prints the
 shortest failing sequence as a program (``state = LeaseMachine()``,

@@ -34,8 +34,8 @@ def test_allure_results_of_a_deviating_target(tmp_path: Path) -> None:
     with Simulator(config) as sim:
         child = subprocess.run(
             [sys.executable, "-m", "pytest", "conformance/test_clauses.py", "-k", "complete or lock", "-q",
-             "-p", "no:cacheprovider", "--alluredir", str(allure), "--thumbprint", sim.thumbprint,
-             "--target", f"https://alice:{SECRET}@127.0.0.1:{sim.port}/sdk"],
+             "-p", "no:cacheprovider", "--alluredir", str(allure), "--nfclease-thumbprint", sim.thumbprint,
+             "--nfclease-target", f"https://alice:{SECRET}@127.0.0.1:{sim.port}/sdk"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert child.returncode == 1, child.stdout[-3000:]  # complete.repeat FAILs
     results = {r["name"]: r for r in (json.loads(p.read_text()) for p in allure.glob("*-result.json"))}

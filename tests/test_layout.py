@@ -1,7 +1,10 @@
-"""Rules of DEVELOPERS.md that code can check.
+"""Rules of DEVELOPERS.md and ARCHITECTURE.md that code can check.
 
 The simulator is the thing under test: if it imported the conformance table
-or model, a PASS would only prove the table agrees with itself.
+or model, a PASS would only prove the table agrees with itself. Beyond that,
+every module has a layer (:data:`LAYERS`, the table in ARCHITECTURE.md) and
+imports only from its own layer or those below; no two modules import each
+other, directly or round a circle.
 """
 
 from __future__ import annotations
@@ -11,6 +14,166 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN_FOR_SIM = ("conformance", "strategies", "load", "reports")
+PACKAGES = ("nfclease", "conformance", "load", "reports", "strategies")
+
+#: The layers, lowest first: a module imports only from its own layer or below.
+ORDER = ("ground", "simulator", "launcher", "client", "records", "domain", "faces")
+#: Module (or package) -> layer; the longest matching name wins. A new ``nfclease.*`` module must find
+#: its place here; a new module of conformance/, load/, reports/ or strategies/ takes its package's layer.
+LAYERS: dict[str, str] = {
+    # ground: the event record and its names, disk images, child processes, redaction, usage errors
+    "nfclease": "ground", "nfclease.events": "ground", "nfclease.vocabulary": "ground",
+    "nfclease.vmdk": "ground", "nfclease.child": "ground", "nfclease.redaction": "ground",
+    "nfclease.usage": "ground",
+    # the simulator: implements the spec in its own code
+    "nfclease.sim": "simulator",
+    # the launcher: the only code that starts the simulator or vcsim
+    "nfclease.launcher": "launcher", "nfclease.vcsim": "launcher",
+    # the client: reaching a target, one lease's calls as events, NFC transfers, OVF, TLS
+    "nfclease.target": "client", "nfclease.session": "client", "nfclease.transfer": "client",
+    "nfclease.ovf": "client", "nfclease.lifecycle": "client", "nfclease.trust": "client",
+    "nfclease.targetargs": "client", "nfclease.soaptap": "client", "nfclease.refclient": "client",
+    # report records and strategies
+    "reports.results": "records", "strategies": "records",
+    # the two jobs: conformance and load
+    "conformance": "domain", "load": "domain",
+    # faces: command lines, the pytest plugin, the locustfile, the report pages
+    "nfclease.cli": "faces", "nfclease.__main__": "faces", "nfclease.sim_cli": "faces",
+    "nfclease.runjob": "faces", "nfclease.doctor": "faces", "nfclease.clean": "faces",
+    "conformance.cli": "faces", "conformance.plugin": "faces", "conformance.selftest": "faces",
+    "conformance.clients": "faces", "conformance.judge_client": "faces", "conformance.offline": "faces",
+    "conformance.gen_clauses": "faces", "load.cli": "faces", "load.locustfile": "faces",
+    "load.harness": "faces", "reports": "faces",
+}
+
+
+def _modules() -> dict[str, Path]:
+    """Every module of the project (tests excepted), by dotted name."""
+    found: dict[str, Path] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name.startswith("test_"):
+                continue
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            found[".".join(parts)] = path
+    return found
+
+
+def _layer(module: str) -> str | None:
+    """The layer of ``module``: its own entry or its package's (``nfclease`` mixes layers: no default)."""
+    match = max((name for name in LAYERS if module == name or (module.startswith(name + ".") and name != "nfclease")),
+                key=len, default=None)
+    return LAYERS[match] if match is not None else None
+
+
+def _project_imports(module: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``module`` imports at run time (anywhere in it; ``if TYPE_CHECKING:`` excepted)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    typing_only = {id(sub) for node in ast.walk(tree)
+                   if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for sub in ast.walk(node)}
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+    def owner(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(filter(None, (owner(alias.name) for alias in node.names)))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                name = owner(full) if full in modules else owner(base)
+                if name:
+                    found.add(name)
+    found.discard(module)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _project_imports(name, path, modules) for name, path in modules.items()}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a module from a layer above its own, and every module without a layer."""
+    problems = []
+    for module, imported in sorted(graph.items()):
+        layer = _layer(module)
+        if layer is None:
+            problems.append(f"{module} has no layer: add it to LAYERS (and ARCHITECTURE.md)")
+            continue
+        for other in sorted(imported):
+            other_layer = _layer(other)
+            if other_layer is not None and ORDER.index(other_layer) > ORDER.index(layer):
+                problems.append(f"{module} ({layer}) imports {other} ({other_layer})")
+    return problems
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of modules that import each other, directly or round a circle (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_every_module_imports_only_its_own_layer_or_below() -> None:
+    problems = upward_imports(_graph())
+    assert not problems, "layering (see ARCHITECTURE.md):\n" + "\n".join(problems)
+
+
+def test_no_import_cycles() -> None:
+    cycles = import_cycles(_graph())
+    assert not cycles, "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_layer_checks_would_catch_a_violation() -> None:
+    """The checks themselves: an upward import and a circle, made up, are both reported."""
+    graph = {"nfclease.sim.world": {"conformance.model"}, "conformance.model": {"nfclease.sim.world"},
+             "nfclease.brand_new": set()}
+    assert any("nfclease.sim.world (simulator) imports conformance.model (domain)" in p
+               for p in upward_imports(graph))
+    assert any("nfclease.brand_new has no layer" in p for p in upward_imports(graph))
+    assert import_cycles(graph) == [["conformance.model", "nfclease.sim.world"]]
 
 
 def _imports(path: Path) -> set[str]:
@@ -38,7 +201,8 @@ def test_simulator_never_imports_the_conformance_side() -> None:
 def test_model_never_talks_to_a_target() -> None:
     """The reference model is pure: no pyVim connection, no sockets, no simulator."""
     offenders = []
-    for name in ("model.py", "table.py", "clauses.py", "offline.py", "client_clauses.py", "client_judge.py"):
+    for name in ("model.py", "judging.py", "checks.py", "verdicts.py", "state.py", "table.py", "clauses.py",
+                 "offline.py", "client_clauses.py", "client_judge.py"):
         path = ROOT / "conformance" / name
         for imported in _imports(path):
             if imported.split(".")[0] in ("pyVim", "socket", "http", "ssl", "requests") or \
