@@ -13,6 +13,8 @@ from collections import Counter
 from typing import Any, Mapping
 
 from conformance import table as T
+from conformance.observables import normalize_thumbprint as thumbprint_of
+from conformance.observables import unlisted_transfers
 from conformance.state import LeaseModel, Transfer
 from conformance.verdicts import Check
 from conformance.vmodl import is_a
@@ -168,6 +170,9 @@ class ValueChecks:
             missing = sorted(device_keys - set(keys))
             if missing and not lease.is_import:
                 problems.append(f"no entry for deviceUrl keys: {', '.join(missing)}")
+            unlisted = unlisted_transfers(lease.transfers, keys, device_keys) if lease.is_import else []
+            if unlisted:
+                problems.append(f"no entry for keys whose bytes were transferred: {', '.join(unlisted)}")
         pull_problems: list[str] = []
         for key, tr in lease.transfers.items():
             entry = lease.manifest.get(key) if key in keys else None
@@ -287,10 +292,6 @@ def hex_of(value: Any) -> str | None:
     return v if HEX.match(v) else value
 
 
-def thumbprint_of(value: Any) -> str | None:
-    if not isinstance(value, str) or not value:
-        return None
-    return value.replace(":", "").strip().upper()
 
 
 # ------------------------------------------------------------------ helpers

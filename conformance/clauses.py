@@ -437,6 +437,17 @@ CLAUSES: tuple[Clause, ...] = (
         needs=("pull",),
     ),
     Clause(
+        "pull.ssl-verify", "MUST", "6.7",
+        "PullFromUrls from an https source whose certificate the server cannot verify, given without "
+        "sslThumbprint, MUST fail with SSLVerifyFault (raised or as its task's error), and the fault's "
+        "thumbprint MUST be that certificate's.",
+        (_spec(f"{_PULL}, Faults", "SSLVerifyFault"),
+         _notes("Data model", "HttpNfcLeaseSourceFile (6.7): `targetDeviceId`, `url`, `create` (true: the target is written with PUT, else POST), optional `memberName` (OVA member), `sslThumbprint`")),
+        "PullFromUrls with an https source on a self-signed certificate; the task error's thumbprint",
+        sequences=("pull",),
+        needs=("pull",),
+    ),
+    Clause(
         "pull.state", "MUST", "6.7",
         "PullFromUrls on an aborted lease MUST raise InvalidState (ManagedObjectNotFound once the "
         "lease object is deleted).",

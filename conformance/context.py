@@ -276,7 +276,8 @@ def foreign_call(session: S.LeaseSession, call: str) -> S.Attempt:
 
 
 def pull_files(ctx: RunContext, session: S.LeaseSession, variant: str) -> list[dict[str, Any]]:
-    """Source files for PullFromUrls: good (one per device URL), short (one fewer), unreachable."""
+    """Source files for PullFromUrls: good (one per device URL), short (one fewer), unreachable
+    (the first source on a dead port), untrusted (the first on a self-signed https server)."""
     files = []
     for index, url in enumerate(session.device_urls()):
         disk = session._is_disk(url)
@@ -287,8 +288,11 @@ def pull_files(ctx: RunContext, session: S.LeaseSession, variant: str) -> list[d
             continue
         seed = f"{session.moid}:{url.key}:{time.monotonic_ns()}"
         data = _vmdk_bytes(seed) if disk else hashlib.shake_256(seed.encode()).digest(FILE_SIZE)
-        files.append({"targetDeviceId": target_id, "url": ctx.sources.add(data, suffix), "create": not disk,
-                      "size": len(data), "sha1": hashlib.sha1(data).hexdigest()})
+        source = {"targetDeviceId": target_id, "url": ctx.sources.add(data, suffix), "create": not disk,
+                  "size": len(data), "sha1": hashlib.sha1(data).hexdigest()}
+        if variant == "untrusted" and index == 0:
+            source["url"], source["served_thumbprint"] = ctx.sources.add_untrusted(data, suffix)
+        files.append(source)
     if variant == "short":
         files = files[:-1]
     return files

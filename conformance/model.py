@@ -35,6 +35,7 @@ from conformance import table as T
 from conformance.checks import ValueChecks, count_of, hex_of, int_of
 from conformance.clauses import BY_ID
 from conformance.judging import TableJudging
+from conformance.observables import findings as observable_findings
 from conformance.state import EntityModel, LeaseModel, Transfer
 from conformance.verdicts import Check, ClauseVerdicts, Judgement
 from conformance.vmodl import (
@@ -254,6 +255,8 @@ class Model(TableJudging, ValueChecks):
                                          f"the target speaks {self.api_version}: not judged")
         obs = T.observed(event.call, event.outcome, event.value, event.fault)
         j = self._judge(lease, event, case, obs)
+        j.checks += [self._check(*f) for f in observable_findings(event, case, obs, j.before, kind=lease.kind,
+                                                                     pull_supported=lease.pull_supported)]
         value = event.value if isinstance(event.value, Mapping) else {}
         post = lease.possible
         if obs.kind == "ok":

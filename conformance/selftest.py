@@ -89,6 +89,28 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "locks_kept_after_release": ("lock.power-on", "lock.migrate", "lock.destroy"),
     # manifest
     "manifest_wrong_sha1": ("manifest.entries",),
+    "manifest_wrong_size": ("manifest.entries",),
+    "manifest_missing_entry": ("manifest.entries",),
+    "manifest_extra_entry": ("manifest.entries",),
+    "checksum_type_ignored": ("checksum.type",),
+    "checksum_wrong_sha256": ("checksum.type",),
+    "checksum_invalid_accepted": ("checksum.invalid",),
+    "pull_mode_unchanged": ("pull.mode",),
+    "pull_http_fault_swallowed": ("pull.http-fault",),
+    "pull_wrong_fault": ("pull.http-fault",),
+    "pull_ssl_unverified": ("pull.ssl-verify",),
+    "pull_ssl_fault_without_thumbprint": ("pull.ssl-verify",),
+    "pull_capabilities_lie": ("pull.capabilities",),
+    "transfer_after_release": ("release.transfers",),
+    "download_truncated": ("transfer.download",),
+    "download_corrupted": ("transfer.download",),
+    "upload_status_204": ("transfer.upload",),
+    "expect_continue_final_first": ("transfer.upload",),
+    "thumbprint_wrong": ("transfer.thumbprint",),
+    "fault_message_missing": ("faults.declared",),
+    "released_runtime_fault": ("complete.repeat", "abort.repeat", "abort.after-complete", "manifest.state"),
+    "expired_runtime_fault": ("timeout.faults",),
+    "progress_undeclared_fault": ("faults.declared",),
 }
 
 

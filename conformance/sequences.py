@@ -58,6 +58,11 @@ class Direct:
         tried = S.attempt(session.wait_ready, WAIT_READY)
         return tried.ok and tried.result.get("state") == "ready"
 
+    def still_ready(self, session: S.LeaseSession) -> bool:
+        """Read the lease: is it (still) ready?"""
+        seen = S.attempt(session.read)
+        return seen.ok and (seen.result or {}).get("state") == "ready"
+
     def release(self, *sessions: S.LeaseSession | None) -> None:
         for session in sessions:
             lm = self.ctx.lease_model(session.handle) if session is not None else None
@@ -133,6 +138,7 @@ def seq_import(d: Direct) -> None:
             d.call(lease.set_manifest_checksum_type, {BOGUS_KEY: "sha1"})
         for url in urls:
             d.call(lease.upload, url, "whole", sha256=True)
+        d.call(lease.upload, urls[-1], "whole", sha256=True, expect_continue=True)  # the body after 100 Continue
         d.call(lease.get_manifest)
         d.call(lease.download, 0)
         d.call(lease.relocate)
@@ -216,27 +222,31 @@ def seq_abort(d: Direct) -> None:
 
 
 def seq_pull(d: Direct) -> None:
-    """Pull mode: a good pull, then short and unreachable source lists on another lease."""
+    """Pull mode: a good pull, then short, unreachable and untrusted source lists (a fresh lease
+    whenever a failed pull ended the previous one)."""
     ctx = d.ctx
     if not ctx.api_at_least("6.7"):
         return
     good = d.acquire_import(disks=1, files=1)
-    bad = d.acquire_import(disks=1)
     try:
         if good is not None and d.ready(good):
             d.call(good.pull_from_urls, pull_files(ctx, good, "good"), "good", 30.0)
             d.call(good.read)
             d.call(good.get_manifest)
             d.call(good.complete)
-        if bad is not None and d.ready(bad):
-            d.call(bad.pull_from_urls, pull_files(ctx, bad, "short"), "short", 30.0)
-            seen = d.call(bad.read)
-            if not (seen.ok and seen.result.get("state") == "ready"):
-                return  # the failed pull ended the lease: the unreachable source needs a live one
-            d.call(bad.pull_from_urls, pull_files(ctx, bad, "unreachable"), "unreachable", 30.0)
-            d.call(bad.read)
     finally:
-        d.release(good, bad)
+        d.release(good)
+    bad: S.LeaseSession | None = None
+    try:
+        for variant in ("short", "unreachable", "untrusted"):
+            if bad is None or not d.still_ready(bad):
+                d.release(bad)
+                bad = d.acquire_import(disks=1)
+                if bad is None or not d.ready(bad):
+                    return
+            d.call(bad.pull_from_urls, pull_files(ctx, bad, variant), variant, 30.0)
+    finally:
+        d.release(bad)
 
 
 def seq_initializing(d: Direct) -> None:

@@ -1,11 +1,15 @@
-"""A loopback HTTP server serving the bytes a PullFromUrls call should fetch (pull mode's sources)."""
+"""A loopback HTTP server serving the bytes a PullFromUrls call should fetch (pull mode's sources),
+and an https twin on a self-signed certificate no target trusts (for SSLVerifyFault)."""
 
 from __future__ import annotations
 
 import http.server
 import itertools
+import shutil
 import socket
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -52,6 +56,7 @@ class SourceServer:
             probe.bind(("127.0.0.1", 0))
             self.dead_port = probe.getsockname()[1]
         self._names = itertools.count(1)
+        self._tls: tuple[http.server.ThreadingHTTPServer, str, Path] | None = None
 
     def add(self, data: bytes, suffix: str = "") -> str:
         path = f"/src/{next(self._names)}{suffix}"
@@ -64,6 +69,30 @@ class SourceServer:
     def dead_url(self, suffix: str = "") -> str:
         return f"http://127.0.0.1:{self.dead_port}/unreachable{suffix}"
 
+    def add_untrusted(self, data: bytes, suffix: str = "") -> tuple[str, str]:
+        """An https URL serving ``data`` on a self-signed certificate no target trusts, and that
+        certificate's SHA-1 thumbprint (what an SSLVerifyFault must name)."""
+        if self._tls is None:
+            from nfclease.sim.tls import generate_self_signed, server_context, thumbprint
+
+            directory = Path(tempfile.mkdtemp(prefix="nfclease-untrusted-source-"))
+            cert, key = generate_self_signed(directory, "nfclease-untrusted-source")
+            httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self.httpd.RequestHandlerClass)
+            httpd.socket = server_context(cert, key).wrap_socket(httpd.socket, server_side=True)
+            httpd.daemon_threads = True
+            threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                             name="nfclease-pull-untrusted", daemon=True).start()
+            self._tls = (httpd, thumbprint(cert.read_bytes()), directory)
+        httpd, served_thumbprint, _ = self._tls
+        path = self.add(data, suffix).split(str(self.port), 1)[1]
+        return f"https://127.0.0.1:{httpd.server_address[1]}{path}", served_thumbprint
+
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        if self._tls is not None:
+            httpd, _, directory = self._tls
+            httpd.shutdown()
+            httpd.server_close()
+            shutil.rmtree(directory, ignore_errors=True)
+            self._tls = None

@@ -123,6 +123,7 @@ INVALID_STATE = V.INVALID_STATE
 TIMEDOUT = V.TIMEDOUT
 HTTP_FAULT = "vim.fault.HttpFault"
 NOT_FOUND = V.NOT_FOUND
+SSL_VERIFY_FAULT = "vim.fault.SSLVerifyFault"
 REFUSED_TRANSFER = ("http.*", "net.*")
 
 # ------------------------------------------------------------------ calls
@@ -152,6 +153,7 @@ CALLS: dict[str, Call] = {
         Call(V.PULL_FROM_URLS, "6.7", "one reachable source per device URL, pull mode supported"),
         Call("PullFromUrls:short", "6.7", "fewer source files than device URLs"),
         Call("PullFromUrls:unreachable", "6.7", "a source that cannot be fetched"),
+        Call("PullFromUrls:untrusted", "6.7", "an https source on a certificate the server cannot verify"),
         Call("PullFromUrls:unsupported", "6.7", "pullModeSupported false, or an export lease"),
         Call(V.UPLOAD, "4.0", "whole file to an import device URL"),
         Call("Upload:bad", "4.0", "truncated or garbage upload"),
@@ -328,7 +330,8 @@ def _blocked_rows(state: str) -> dict[str, Row]:
 
 
 _I, _R, _D, _E, _X, _G = INITIALIZING, READY, DONE, ERROR, EXPIRED, DELETED
-_ALL_PULLS = (V.PULL_FROM_URLS, "PullFromUrls:short", "PullFromUrls:unreachable", "PullFromUrls:unsupported")
+_ALL_PULLS = (V.PULL_FROM_URLS, "PullFromUrls:short", "PullFromUrls:unreachable", "PullFromUrls:untrusted",
+              "PullFromUrls:unsupported")
 _ALL_TRANSFERS = (V.UPLOAD, "Upload:bad", V.DOWNLOAD, "Transfer:wrong-direction")
 
 
@@ -367,6 +370,8 @@ TABLE: dict[str, dict[str, Row]] = {
                                      note="spec silent on whether a failed pull ends the lease"),
         "PullFromUrls:unreachable": raises((HTTP_FAULT,), "pull.http-fault", to=(_R, _E),
                                            note="spec silent on whether a failed pull ends the lease"),
+        "PullFromUrls:untrusted": raises((SSL_VERIFY_FAULT,), "pull.ssl-verify", to=(_R, _E),
+                                         note="spec silent on whether a failed pull ends the lease"),
         "PullFromUrls:unsupported": observe("pull.unsupported", fault_to=(_R, _E)),
         V.UPLOAD: ok("transfer.upload"),
         "Upload:bad": observe("transfer.bad-upload", fault_to=(_R, _E)),
@@ -498,8 +503,8 @@ def case_of(call: str, args: Mapping[str, Any], *, kind: str | None, device_keys
         if (kind is not None and not is_import) or pull_supported is False:
             return "PullFromUrls:unsupported"
         variant = args.get("variant", "good")
-        return {"good": V.PULL_FROM_URLS, "short": "PullFromUrls:short",
-                "unreachable": "PullFromUrls:unreachable"}.get(variant)
+        return {"good": V.PULL_FROM_URLS, "short": "PullFromUrls:short", "unreachable": "PullFromUrls:unreachable",
+                "untrusted": "PullFromUrls:untrusted"}.get(variant)
     if call == V.UPLOAD:
         if kind is not None and not is_import:
             return "Transfer:wrong-direction"

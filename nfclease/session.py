@@ -60,7 +60,9 @@ from nfclease.transfer import NfcClient, NfcHttpError, NfcTransportError, Transf
 T = TypeVar("T")
 Kind = Literal["import", "export-vm", "export-vapp", "export-snapshot"]
 UploadVariant = Literal["whole", "truncated", "garbage"]
-PullVariant = Literal["good", "short", "unreachable"]
+#: Members of a PullFromUrls source dict that are recorded for the model, never sent.
+RECORDED_ONLY = ("sha1", "sha256", "served_thumbprint")
+PullVariant = Literal["good", "short", "unreachable", "untrusted"]
 
 DEFAULT_FILE_SIZE = 8192  # an nvram is about this size
 GARBAGE_LIMIT = 1 << 20
@@ -123,11 +125,12 @@ def classify(exc: BaseException) -> tuple[Outcome, str, str]:
 
 
 def _fault_message(fault: Any) -> str:
+    """The fault's own message ("" when the server gave none: ``faults.declared`` judges that)."""
     text = getattr(fault, "msg", None)
     if not text:
         messages = [m.message for m in (getattr(fault, "faultMessage", None) or []) if getattr(m, "message", None)]
         text = "; ".join(messages)
-    return (text or type(fault).__name__)[:MESSAGE_LIMIT]
+    return (text or "").strip()[:MESSAGE_LIMIT]
 
 
 @dataclass
@@ -221,7 +224,10 @@ def fault_summary(localized: Any) -> dict[str, Any] | None:
         return None
     fault = getattr(localized, "fault", localized)
     message = getattr(localized, "localizedMessage", None) or _fault_message(fault)
-    return {"fault": type(fault).__name__ if fault is not None else None, "message": message}
+    out = {"fault": type(fault).__name__ if fault is not None else None, "message": message}
+    if getattr(fault, "thumbprint", None) is not None:  # SSLVerifyFault: the certificate the server met
+        out["thumbprint"] = fault.thumbprint
+    return out
 
 
 def task_summary(info: Any) -> dict[str, Any]:
@@ -469,14 +475,15 @@ class LeaseSession:
         ``files`` are ``{targetDeviceId, url, create, [sslThumbprint, httpHeaders,
         size, memberName]}`` dicts or ``HttpNfcLease.SourceFile`` objects;
         ``variant`` only labels the intent for the model. Returns the TaskInfo.
-        A dict may also carry ``sha1``/``sha256`` of what the URL serves: not
-        sent (SourceFile has no such member), only recorded, with ``size``, so
-        the model can hold the manifest against the sources.
+        A dict may also carry ``sha1``/``sha256`` of what the URL serves and the
+        ``served_thumbprint`` of its certificate: not sent (SourceFile has no
+        such members), only recorded, with ``size``, so the model can hold the
+        manifest and an SSLVerifyFault against the sources.
         """
         self._writable("PullFromUrls")
-        digests = [{k: f[k] for k in ("sha1", "sha256") if f.get(k)} if isinstance(f, Mapping) else {}
+        digests = [{k: f[k] for k in RECORDED_ONLY if f.get(k)} if isinstance(f, Mapping) else {}
                    for f in files]
-        sources = [_source_file({k: v for k, v in f.items() if k not in ("sha1", "sha256")}
+        sources = [_source_file({k: v for k, v in f.items() if k not in RECORDED_ONLY}
                                 if isinstance(f, Mapping) else f) for f in files]
         recorded = [{"targetDeviceId": s.targetDeviceId, "url": s.url, "create": s.create,
                      **({"size": s.size} if getattr(s, "size", None) is not None else {}), **d}

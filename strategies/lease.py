@@ -74,8 +74,9 @@ def resolve_mapping(plan: Sequence[tuple[int | str, str]], keys: Sequence[str]) 
 
 def pull_variants() -> st.SearchStrategy[str]:
     """PullFromUrls source lists: ``good`` (one reachable source per device URL), ``short``
-    (one fewer), ``unreachable`` (a port nobody listens on)."""
-    return st.sampled_from(["good", "short", "unreachable"])
+    (one fewer), ``unreachable`` (a port nobody listens on), ``untrusted`` (an https source
+    on a self-signed certificate, no sslThumbprint)."""
+    return st.sampled_from(["good", "short", "unreachable", "untrusted"])
 
 
 def upload_variants() -> st.SearchStrategy[str]:

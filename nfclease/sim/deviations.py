@@ -94,6 +94,50 @@ _ENTRIES = (
     Deviation("locks_kept_after_release", "locks", "covered VMs stay locked after Complete"),
     # -- manifest
     Deviation("manifest_wrong_sha1", "manifest", "GetManifest reports a wrong sha1 for transferred files"),
+    Deviation("manifest_wrong_size", "manifest", "GetManifest reports each transferred file one byte longer"),
+    Deviation("manifest_missing_entry", "manifest", "GetManifest leaves out the entry of the lease's last device"),
+    Deviation("manifest_extra_entry", "manifest", "GetManifest adds an entry for a key that is no deviceUrl key"),
+    # -- checksum type
+    Deviation("checksum_type_ignored", "checksum",
+              "SetManifestChecksumType is accepted but ignored: the manifest stays sha1 only"),
+    Deviation("checksum_wrong_sha256", "checksum",
+              "the manifest's sha256 checksum is not the digest of the bytes (the digest hashed again)"),
+    Deviation("checksum_invalid_accepted", "checksum",
+              "SetManifestChecksumType accepts unknown device keys and algorithms (md5) and drops them"),
+    # -- pull mode
+    Deviation("pull_mode_unchanged", "pull", "mode stays pushOrGet after a successful PullFromUrls"),
+    Deviation("pull_http_fault_swallowed", "pull",
+              "a source that cannot be fetched is skipped: the pull task succeeds instead of raising HttpFault"),
+    Deviation("pull_wrong_fault", "pull",
+              "a source that cannot be fetched ends the pull task in SystemError, not HttpFault"),
+    Deviation("pull_ssl_unverified", "pull",
+              "https sources are fetched without verifying their certificate (no SSLVerifyFault)"),
+    Deviation("pull_ssl_fault_without_thumbprint", "pull",
+              "an untrusted https source fails the pull with an SSLVerifyFault that carries no thumbprint"),
+    Deviation("pull_capabilities_lie", "pull",
+              "capabilities.pullModeSupported reads the opposite of what PullFromUrls does (false on imports)"),
+    # -- transfers
+    Deviation("transfer_after_release", "transfer",
+              "device URLs keep accepting uploads and serving downloads after Complete or Abort"),
+    Deviation("download_truncated", "transfer",
+              "a download stops 512 bytes short (Content-Length says so) while the manifest has the whole file"),
+    Deviation("download_corrupted", "transfer",
+              "a download has one byte flipped while the manifest has the stored file's sha1"),
+    Deviation("upload_status_204", "transfer", "a stored upload is answered 204 No Content instead of 200/201"),
+    Deviation("expect_continue_final_first", "transfer",
+              "with 'Expect: 100-continue' the final 200 comes at once and the body is never read"),
+    # -- thumbprint
+    Deviation("thumbprint_wrong", "thumbprint",
+              "deviceUrl sslThumbprint is not the thumbprint of the certificate the device URL serves"),
+    # -- fault messages
+    Deviation("fault_message_missing", "fault-message", "every fault a lease method raises has an empty message"),
+    # -- undeclared fault classes
+    Deviation("released_runtime_fault", "undeclared-fault",
+              "calls on a completed or aborted lease raise a plain SystemError where the spec names InvalidState"),
+    Deviation("expired_runtime_fault", "undeclared-fault",
+              "calls on an expired lease raise a plain SystemError where the spec names Timedout"),
+    Deviation("progress_undeclared_fault", "undeclared-fault",
+              "Progress outside 0-100 raises InvalidState, a fault Progress does not declare"),
 )
 
 #: every deviation the simulator knows, by name

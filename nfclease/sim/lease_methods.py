@@ -58,7 +58,8 @@ class LeaseMethods:
         if unknown:
             raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="files.targetDeviceId"),
                             f"no device URL has importKey {unknown[0]!r}")
-        lease.mode = "pull"
+        if not lease.deviation("pull_mode_unchanged"):  # DELIBERATE DEVIATION when set: mode stays
+            lease.mode = "pull"
         task = Task(self.world, "HttpNfcLease.pullFromUrls", lease.entity, "PullFromUrls")
         self.pull.start(lease, task, [(f, by_import_key[f.targetDeviceId]) for f in files])
         self.world.touch()

@@ -287,7 +287,11 @@ class Lease(MObject):
         if self.expired and expired_fault:
             if self.deviation("timeout_wrong_fault"):  # DELIBERATE DEVIATION: InvalidState, not Timedout
                 raise invalid_state(f"{call}: the lease is no longer valid")
+            if self.deviation("expired_runtime_fault"):  # DELIBERATE DEVIATION: not Timedout
+                raise SoapError(vmodl.fault.SystemError(reason="expired"), f"{call}: the lease is gone")
             raise timed_out(f"{call}: the lease timed out before this call")
+        if self.deviation("released_runtime_fault"):  # DELIBERATE DEVIATION: not InvalidState
+            raise SoapError(vmodl.fault.SystemError(reason="released"), f"{call}: the lease is released")
         if self.state == "done":
             if call == "HttpNfcLeaseComplete" and self.deviation("complete_repeat_wrong_fault"):
                 raise timed_out(f"{call}: the lease is over")  # DELIBERATE DEVIATION: Timedout, not InvalidState
@@ -305,6 +309,8 @@ class Lease(MObject):
         # DELIBERATE DEVIATIONS: no range check at all; an off-by-one upper bound that refuses 100
         top = 99 if self.deviation("progress_rejects_100") else 100
         if not 0 <= percent <= top and not self.deviation("progress_range_unchecked"):
+            if self.deviation("progress_undeclared_fault"):  # DELIBERATE DEVIATION: Progress declares only Timedout
+                raise invalid_state(f"percent {percent} is outside 0-{top}")
             fault = vmodl.fault.InvalidArgument(invalidProperty="percent")
             if self.deviation("error_property_while_ready"):
                 self.error = fault  # DELIBERATE DEVIATION: a refused call leaves its fault on the lease
@@ -348,15 +354,29 @@ class Lease(MObject):
             sha1 = device.sha1 or ""
             if sha1 and self.deviation("manifest_wrong_sha1"):
                 sha1 = hashlib.sha1(sha1.encode()).hexdigest()  # DELIBERATE DEVIATION: not the bytes' sha1
+            size = device.bytes_transferred
+            if size and self.deviation("manifest_wrong_size"):
+                size += 1  # DELIBERATE DEVIATION: one byte more than was transferred
             entry = vim.HttpNfcLease.ManifestEntry(
-                key=device.key, sha1=sha1, size=device.bytes_transferred,
+                key=device.key, sha1=sha1, size=size,
                 disk=device.disk, capacity=device.capacity_kb * 1024 if device.disk else None,
                 populatedSize=device.bytes_transferred if device.disk else None)
             algorithm = device.wanted.get("type")
             if algorithm:
                 entry.checksumType = algorithm
                 entry.checksum = device.checksum(algorithm) or ""
+                if entry.checksum and algorithm == "sha256" and self.deviation("checksum_wrong_sha256"):
+                    entry.checksum = hashlib.sha256(entry.checksum.encode()).hexdigest()  # DELIBERATE DEVIATION
             entries.append(entry)
+        return self._deviating_manifest(entries)
+
+    def _deviating_manifest(self, entries: list[vim.HttpNfcLease.ManifestEntry]) -> list[Any]:
+        """DELIBERATE DEVIATIONS of the manifest's entry list (none by default)."""
+        if entries and self.deviation("manifest_missing_entry"):
+            entries = entries[:-1]
+        if self.devices and self.deviation("manifest_extra_entry"):
+            entries.append(vim.HttpNfcLease.ManifestEntry(key=f"{self.devices[-1].key}-extra", sha1="", size=0,
+                                                          disk=False))
         return entries
 
     def set_checksum_types(self, pairs: list[vim.KeyValue]) -> None:
@@ -364,15 +384,21 @@ class Lease(MObject):
         if self.state != "ready":
             raise invalid_state("HttpNfcLeaseSetManifestChecksumType: the lease is not ready")
         by_key = {d.key: d for d in self.devices}
+        lax = self.deviation("checksum_invalid_accepted")  # DELIBERATE DEVIATION: nothing refused
         for pair in pairs:
+            if lax:
+                break
             if pair.key not in by_key:
                 raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="deviceUrlsToChecksumTypes"),
                                 f"no device URL has key {pair.key!r}")
             if pair.value not in CHECKSUM_ALGORITHMS:
                 raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="deviceUrlsToChecksumTypes"),
                                 f"checksum type {pair.value!r} is not one of {', '.join(CHECKSUM_ALGORITHMS)}")
+        if self.deviation("checksum_type_ignored"):
+            return  # DELIBERATE DEVIATION: accepted, never applied
         for pair in pairs:
-            by_key[pair.key].wanted["type"] = pair.value
+            if pair.key in by_key and pair.value in CHECKSUM_ALGORITHMS:
+                by_key[pair.key].wanted["type"] = pair.value
 
     # -- the managed object -------------------------------------------------------
     def properties(self):
@@ -386,8 +412,9 @@ class Lease(MObject):
             "error": lambda: self._error_shown(),
             "transferProgress": lambda: self._transfer_progress_shown(),
             "mode": lambda: self.mode,
-            "capabilities": lambda: vim.HttpNfcLease.Capabilities(
-                pullModeSupported=self.kind == "import", corsSupported=False),
+            "capabilities": lambda: vim.HttpNfcLease.Capabilities(  # DELIBERATE DEVIATION when lying
+                pullModeSupported=(self.kind == "import") != self.deviation("pull_capabilities_lie"),
+                corsSupported=False),
         }
 
     def _info_shown(self) -> bool:
@@ -410,11 +437,16 @@ class Lease(MObject):
     def device_url(self, device: Device) -> str:
         return f"https://{self.manager.url_host}/nfc/{self.ticket}/{device.name}"
 
+    def _announced_thumbprint(self) -> str:
+        if self.deviation("thumbprint_wrong"):  # DELIBERATE DEVIATION: the bytes in reverse order
+            return ":".join(reversed(self.manager.thumbprint.split(":")))
+        return self.manager.thumbprint
+
     def _build_info(self) -> vim.HttpNfcLease.Info:
         urls = [vim.HttpNfcLease.DeviceUrl(
             key=d.key, importKey="" if self.deviation("import_key_missing") else d.import_key,
             url=self.device_url(d),
-            sslThumbprint=self.manager.thumbprint, disk=d.disk, targetId=d.target_id,
+            sslThumbprint=self._announced_thumbprint(), disk=d.disk, targetId=d.target_id,
             datastoreKey=self.manager.datastore_key, fileSize=None if d.disk else d.file_size)
             for d in self.devices]
         host = vim.HttpNfcLease.HostInfo(url=f"https://{self.manager.url_host}", sslThumbprint=self.manager.thumbprint)

@@ -43,7 +43,7 @@ class NfcTransfers:
                 raise NfcError(404, "unknown or expired ticket")
             lease.advance()
             device = next((d for d in lease.devices if d.name == name), None)
-            if lease.state != "ready":
+            if lease.state != "ready" and not self._accepts_after_release(lease):
                 raise NfcError(403 if lease.state != "initializing" else 409,
                                f"the lease is {lease.state}: transfers are accepted only while it is ready")
             if device is None:
@@ -62,11 +62,26 @@ class NfcTransfers:
             raise NfcError(415, f"a disk upload has Content-Type {STREAM_VMDK}, not {content_type!r}")
         return lease, device
 
+    @staticmethod
+    def _accepts_after_release(lease: Lease) -> bool:
+        """DELIBERATE DEVIATION ``transfer_after_release``: a released lease's URLs keep working."""
+        return lease.state in ("done", "error") and lease.deviation("transfer_after_release")
+
+    @staticmethod
+    def served(lease: Lease, size: int, write: Callable[[bytes], Any]) -> tuple[int, Callable[[bytes], Any]]:
+        """The length a GET announces and the writer it sends through: the stored file, unless
+        a DELIBERATE DEVIATION cuts it short or flips a byte (the manifest keeps the stored file)."""
+        if lease.deviation("download_truncated"):
+            return max(0, size - 512), _cut_after(max(0, size - 512), write)
+        if lease.deviation("download_corrupted"):
+            return size, _flip_at(size // 2, write)
+        return size, write
+
     def check_still_ready(self, lease: Lease) -> None:
         """After an upload: refuse (403) if the lease left ``ready`` while the bytes came in."""
         with self.world.lock:
             lease.advance()
-            if lease.state != "ready":
+            if lease.state != "ready" and not self._accepts_after_release(lease):
                 raise NfcError(403, f"the lease became {lease.state} during the transfer; the data was discarded")
 
     def receive(self, lease: Lease, device: Device, body: Any, length: int | None,
@@ -310,6 +325,34 @@ def _read_into(body: Any, buffer: bytearray, want: int) -> int:
             break
         got += count
     return got
+
+
+def _cut_after(limit: int, write: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    sent = 0
+
+    def cut(chunk: bytes) -> None:
+        nonlocal sent
+        keep = max(0, min(len(chunk), limit - sent))
+        sent += len(chunk)
+        if keep:
+            write(chunk[:keep])
+
+    return cut
+
+
+def _flip_at(offset: int, write: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    seen = 0
+
+    def flip(chunk: bytes) -> None:
+        nonlocal seen
+        if seen <= offset < seen + len(chunk):
+            data = bytearray(chunk)
+            data[offset - seen] ^= 0xFF
+            chunk = bytes(data)
+        seen += len(chunk)
+        write(chunk)
+
+    return flip
 
 
 class NfcError(Exception):

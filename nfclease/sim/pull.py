@@ -42,7 +42,16 @@ class PullClient:
         try:
             total = len(pairs)
             for index, (source, device) in enumerate(pairs):
-                self._pull_one(lease, source, device)
+                try:
+                    self._pull_one(lease, source, device)
+                except SoapError as exc:
+                    if not isinstance(exc.fault, vim.fault.HttpFault):
+                        raise
+                    if lease.deviation("pull_http_fault_swallowed"):
+                        continue  # DELIBERATE DEVIATION: the source is skipped, the task succeeds
+                    if lease.deviation("pull_wrong_fault"):  # DELIBERATE DEVIATION: not HttpFault
+                        raise SoapError(vmodl.fault.SystemError(reason="pull"), str(exc)) from None
+                    raise
                 with self.world.lock:
                     task.set_progress(int(100 * (index + 1) / total))
             with self.world.lock:
@@ -60,7 +69,7 @@ class PullClient:
         port = url.port or (443 if url.scheme == "https" else 80)
         if url.scheme == "https":
             context = ssl.create_default_context()
-            if source.sslThumbprint:
+            if source.sslThumbprint or lease.deviation("pull_ssl_unverified"):  # DELIBERATE DEVIATION when set
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(url.hostname, port, context=context,
@@ -83,6 +92,8 @@ class PullClient:
                 actual = _peer_thumbprint(url.hostname or "", port)
             except OSError:
                 pass
+            if lease.deviation("pull_ssl_fault_without_thumbprint"):
+                actual = ""  # DELIBERATE DEVIATION: the client is not told which certificate it met
             raise SoapError(vim.fault.SSLVerifyFault(selfSigned=True, thumbprint=actual),
                             f"{source.url}: certificate not trusted ({exc.verify_message}); "
                             f"pass its sslThumbprint {actual}") from None

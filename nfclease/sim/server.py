@@ -339,6 +339,10 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._error(exc.status, str(exc))
                 return False
+            if self.server.service.config.deviates("expect_continue_final_first"):
+                self.close_connection = True  # DELIBERATE DEVIATION: 200 before the body, which is never read
+                self._error(200, "received")
+                return False
         return super().handle_expect_100()
 
     def _content_length(self, required: bool) -> int | None:
@@ -524,7 +528,11 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             if request is not None:
                 hooks.soap_done(request.method, request.this, request.args, session_key, None, exc.fault,
                                 str(exc), started, time.monotonic())
-            self._soap_fault(exc.fault, str(exc), version)
+            message = str(exc)
+            if request is not None and request.method.startswith("HttpNfcLease") and \
+                    self.server.service.config.deviates("fault_message_missing"):
+                message = exc.fault.msg = ""  # DELIBERATE DEVIATION: a fault without a message
+            self._soap_fault(exc.fault, message, version)
             return
         except Exception as exc:  # a bug in the simulator: report it as a fault, keep serving
             log.error("SOAP handler failed:\n%s", traceback.format_exc())
@@ -611,6 +619,9 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
             self._error(exc.status, str(exc))
             return
         status = 201 if (self.command == "PUT" and not existed) else 200
+        if lease.deviation("upload_status_204"):
+            self._send(204, b"")  # DELIBERATE DEVIATION: no 200/201 for a stored upload
+            return
         self._error(status, f"received {received} bytes for {device.name}")
 
     def _nfc(self, action: Any) -> None:
@@ -658,11 +669,12 @@ class NfcRequestHandler(BaseHTTPRequestHandler):
         except OSError:
             self._error(404, f"{device.name} has no content")
             return
+        size, write = self.server.service.nfc.served(lease, size, self.wfile.write)
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(size))
         self.end_headers()
         if self.command == "HEAD":
             return
-        if not self.server.service.nfc.send(device, self.wfile.write):
+        if not self.server.service.nfc.send(device, write):
             self.close_connection = True
