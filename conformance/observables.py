@@ -10,7 +10,9 @@ an accepted outcome carries, where a wrong server would otherwise pass:
 * what ``capabilities.pullModeSupported`` claims must be what PullFromUrls
   does on a ready lease -> ``pull.capabilities``;
 * the SSLVerifyFault of an untrusted pull source names that source's
-  certificate -> ``pull.ssl-verify``;
+  certificate -> ``pull.ssl-verify``; a transfer the client refused because
+  the device URL's host served another certificate than its sslThumbprint
+  -> ``transfer.thumbprint``;
 * a device whose bytes were transferred has its manifest entry, on imports too
   -> ``manifest.entries`` (see :func:`unlisted_transfers`).
 
@@ -40,6 +42,9 @@ def findings(event: Any, case: str, obs: Observed, before: Iterable[str], *, kin
     out: list[Finding] = []
     if obs.kind == "ok" and case == "Upload":
         out += _upload(event, value)
+    if event.fault == "client.ThumbprintMismatch" and case in ("Upload", "Download", "Transfer:wrong-direction"):
+        out.append(("transfer.thumbprint", False, "the certificate the deviceUrl's sslThumbprint names",
+                    "another certificate", f"{event.call} refused by the client: {event.message}"))
     if obs.kind == "ok" and case == "Download":
         status = value.get("status")
         out.append(("transfer.download", status in DOWNLOAD_SUCCESS, "200", str(status),

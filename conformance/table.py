@@ -523,6 +523,8 @@ def observed(call: str, outcome: str, value: Any, fault: str | None) -> Observed
     if outcome == "info":
         return Observed("unknown", fault=fault)
     if outcome == "fail":
+        if (fault or "").startswith("client."):
+            return Observed("unknown", fault=fault)  # the client refused before sending: the lease is untouched
         if call not in TRANSFER_CALLS and (fault or "").startswith(("net.", "http.")):
             # a SOAP call lost in transport says nothing about the lease
             return Observed("unknown", fault=fault)

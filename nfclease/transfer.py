@@ -120,6 +120,15 @@ class NfcTransportError(Exception):
         return f"net.{type(self.cause).__name__}"
 
 
+class ThumbprintMismatch(NfcTransportError):
+    """The device URL's sslThumbprint is not the certificate its host served: refused before
+    any byte was sent (the fault ``client.ThumbprintMismatch``; the lease is untouched)."""
+
+    @property
+    def fault(self) -> str:
+        return "client.ThumbprintMismatch"
+
+
 class BodyLengthError(ValueError):
     """The body yielded more or fewer bytes than the declared Content-Length."""
 
@@ -664,7 +673,7 @@ class NfcClient:
             mismatch = ssl.SSLCertVerificationError(
                 1, f"the certificate served at {url.split('/nfc/')[0]} does not have the lease's sslThumbprint "
                    f"{thumbprint}")
-            raise NfcTransportError(mismatch, request_sent=False, url=url)
+            raise ThumbprintMismatch(mismatch, request_sent=False, url=url)
         return conn, fresh
 
     def _connection(self, key: _Key, url: str) -> tuple[_Conn, bool]:

@@ -90,3 +90,14 @@ def test_a_fault_without_a_message_fails_faults_declared() -> None:
     s.call("Complete", fault="vim.fault.InvalidState", message="")  # fault_message_missing
     v = verdicts(s.events)
     assert status(v, "faults.declared") == "FAIL" and "carries no message" in v["faults.declared"].message
+
+
+def test_a_transfer_the_client_refused_for_a_thumbprint_mismatch_fails_transfer_thumbprint_only() -> None:
+    s = Script()
+    s.ready_export()
+    s.call("Download", args={"device": KEY}, fault="client.ThumbprintMismatch",
+           message="the certificate served at https://127.0.0.1:1 does not have the lease's sslThumbprint AA:BB:CC")
+    s.call("Complete")  # the lease was untouched: still ready, Complete works
+    v = verdicts(s.events)
+    assert status(v, "transfer.thumbprint") == "FAIL"
+    assert [c for c, r in v.items() if r.status == "FAIL"] == ["transfer.thumbprint"]
