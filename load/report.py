@@ -1,6 +1,6 @@
 """What a load run leaves in its report directory.
 
-* ``load.json`` -- the record of DESIGN.md: ``run_info`` (target without
+* ``load.json`` -- the record described in ARCHITECTURE.md: ``run_info`` (target without
   secrets, product, version, build, api_version, scenario, users, workers,
   duration, ...) and, per scenario and in aggregate, throughput (MB/s, MB =
   10^6 bytes), transfers, bytes verified and corrupted, SOAP latency

@@ -1,6 +1,6 @@
 """The conformance record: ``results.json``, JUnit XML and the terminal table.
 
-``results.json`` is a stable format other tools read (DESIGN.md)::
+``results.json`` is a stable format other tools read (ARCHITECTURE.md, "Records written")::
 
     {"run_info": {"target", "product", "version", "build", "api_version",
                   "profile", "seed", "duration_s"},
@@ -65,7 +65,7 @@ class RunInfo:
         unknown = set(value) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"run_info has unknown keys {sorted(unknown)}; results.json allows exactly "
-                            f"{[f.name for f in fields(cls)]} (see DESIGN.md)")
+                            f"{[f.name for f in fields(cls)]} (see ARCHITECTURE.md)")
         return cls(**value)
 
     def to_dict(self) -> dict[str, Any]:

@@ -219,3 +219,16 @@ def test_quick_start_has_exactly_two_commands() -> None:
     assert len(commands) == 2, commands
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1].strip() in ci or "tools/test" in commands[1] and "tools/test" in ci
+
+
+def test_no_file_cites_a_design_doc_the_repo_lacks() -> None:
+    """The records' formats and the layers are in ARCHITECTURE.md; nothing cites a DESIGN.md."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    if (ROOT / "DESIGN.md").exists():
+        return
+    citing = [name for name in tracked if name.endswith((".py", ".md", ".toml", ".txt", ".yaml"))
+              and name != "tests/test_layout.py" and "DESIGN.md" in (ROOT / name).read_text(encoding="utf-8")]
+    assert not citing, f"these cite DESIGN.md, which the repository lacks: {citing}"
+    assert (ROOT / "ARCHITECTURE.md").exists()
