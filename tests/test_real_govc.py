@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyVim.connect import Disconnect
 from pyVmomi import vim
 
-from conftest import wait_ready
+from conftest import wait_ready, wait_task
 from ovfsample import Sample, write_ova, write_sample
 from realclients import NO_GOVC, POOL, Endpoint, endpoint, govc, govc_available, pyvmomi, vcsim_lacks  # noqa: F401
 
@@ -107,5 +108,46 @@ def test_govc_power_on_refused_while_a_lease_is_held(endpoint: Endpoint, sample:
         govc(endpoint, "vm.power", "-on", "govc-held", home=tmp_path).check()  # released: it powers on
         vm = si.content.searchIndex.FindByInventoryPath("DC0/vm/govc-held")
         assert vm.runtime.powerState == "poweredOn"
+    finally:
+        Disconnect(si)
+
+
+def every_object(si: Any) -> list[Any]:
+    """The inventory's objects, the ServiceInstance and its managers."""
+    content = si.content
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.ManagedEntity], True)
+    objects = [content.rootFolder, *view.view]
+    view.Destroy()
+    managers = [content.propertyCollector, content.viewManager, content.sessionManager, content.searchIndex,
+                content.ovfManager, content.taskManager]
+    return [si, *objects, *managers]
+
+
+def test_govc_reads_every_property_of_every_object(endpoint: Endpoint, tmp_path: Path) -> None:
+    """``govc object.collect -json`` (all properties, Go's strict decoding) of every kind of object."""
+    si = pyvmomi(endpoint)
+    try:
+        vm = si.content.searchIndex.FindByInventoryPath("DC0/vm/DC0_C0_RP0_VM1")
+        task = vm.CreateSnapshot_Task("read-me", "", False, False)
+        extra = [task, wait_task(task).result]  # a task and a snapshot
+        if endpoint.name == "sim":  # vcsim 0.24 has no ExportVm
+            extra.append(vm.ExportVm())
+            wait_ready(extra[-1])
+        failures, kinds = [], set()
+        for obj in [*every_object(si), *extra]:
+            ref = f"{obj._wsdlName}:{obj._moId}"
+            kinds.add(obj._wsdlName)
+            run = govc(endpoint, "object.collect", "-json", ref, home=tmp_path)
+            changes = json.loads(run.stdout) if run.returncode == 0 else []
+            if run.returncode != 0 or (isinstance(obj, vim.ManagedEntity) and not changes):
+                failures.append(f"{ref}: {run.stderr.strip()[:300]}")
+        for lease in extra[2:]:
+            lease.HttpNfcLeaseComplete()
+        expected = {"VirtualMachine", "ResourcePool", "ClusterComputeResource", "HostSystem", "Datastore",
+                    "Folder", "Datacenter", "Network", "Task", "VirtualMachineSnapshot"}
+        if endpoint.name == "sim":  # vcsim's default inventory has no vApp
+            expected |= {"VirtualApp", "HttpNfcLease"}
+        assert expected <= kinds
+        assert not failures, "\n".join(failures)
     finally:
         Disconnect(si)

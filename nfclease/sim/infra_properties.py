@@ -77,7 +77,9 @@ def host_properties(host: "HostSystem") -> Props:
                                         uuid=_host_uuid(host)),
                       cpuInfo=filled(vim.host.CpuInfo, numCpuPackages=1, numCpuCores=HOST_CORES,
                                      numCpuThreads=HOST_CORES, hz=HOST_CPU_MHZ * 1_000_000),
-                      cpuPkg=[])
+                      cpuPkg=[filled(vim.host.CpuPackage, index=0, vendor="intel", hz=HOST_CPU_MHZ * 1_000_000,
+                                     busHz=100_000_000, description="simulated CPU",
+                                     threadId=list(range(HOST_CORES)))])
 
     return {
         "runtime": runtime, "summary": summary, "hardware": hardware,
@@ -165,7 +167,7 @@ def pool_properties(pool: "ResourcePool") -> Props:
     }
     if pool.type_name == "VirtualApp":
         props.update(
-            summary=lambda: filled(vim.vApp.Summary, name=pool.name, config=config(), runtime=runtime(),
+            summary=lambda: filled(vim.VirtualApp.Summary, name=pool.name, config=config(), runtime=runtime(),
                                    vAppState="stopped", suspended=False, installBootRequired=False),
             vAppConfig=lambda: filled(vim.vApp.VAppConfigInfo, annotation="", installBootRequired=False,
                                       installBootStopDelay=0, entityConfig=[], product=[], property=[],
