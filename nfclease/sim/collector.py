@@ -96,6 +96,11 @@ class PropertyCollector:
         self.version = version
         self.is_active = is_active
 
+    def caller_filters(self) -> list[Any]:
+        """The default PropertyCollector's ``filter``: the calling session's filters on it."""
+        session = self.world.current_session()
+        return [f.ref for f in (session.filters if session else []) if f.collector == "propertyCollector"]
+
     # ------------------------------------------------------------------ selecting
     def _selected(self, obj_spec: Any, named: dict[str, Any]) -> list[MObject]:
         found: dict[str, MObject] = {}

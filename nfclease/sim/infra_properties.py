@@ -36,7 +36,7 @@ def _networks(obj: "MObject") -> list[Any]:
     return [n.ref for n in _of_type(obj, "Network")]
 
 
-def _host_uuid(host: "MObject") -> str:
+def host_uuid(host: "MObject") -> str:
     digest = hashlib.sha1(f"host/{host.moid}".encode()).hexdigest()
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
@@ -48,7 +48,7 @@ def _vms_on(host: "HostSystem") -> list[Any]:
 def _about(host: "HostSystem") -> Any:
     return filled(vim.AboutInfo, name="VMware ESXi", fullName="VMware ESXi 8.0.0 build-1 (nfclease simulator)",
                   vendor="VMware, Inc.", version="8.0.0", build="1", osType="vmnix-x86", productLineId="embeddedEsx",
-                  apiType="HostAgent", apiVersion="8.0.0.0", instanceUuid=_host_uuid(host))
+                  apiType="HostAgent", apiVersion="8.0.0.0", instanceUuid=host_uuid(host))
 
 
 def host_properties(host: "HostSystem") -> Props:
@@ -58,7 +58,7 @@ def host_properties(host: "HostSystem") -> Props:
 
     def hardware_summary() -> Any:
         return filled(vim.host.Summary.HardwareSummary, vendor="nfclease", model="simulated host",
-                      uuid=_host_uuid(host), memorySize=HOST_MEMORY, cpuModel="simulated CPU", cpuMhz=HOST_CPU_MHZ,
+                      uuid=host_uuid(host), memorySize=HOST_MEMORY, cpuModel="simulated CPU", cpuMhz=HOST_CPU_MHZ,
                       numCpuPkgs=1, numCpuCores=HOST_CORES, numCpuThreads=HOST_CORES, numNics=1, numHBAs=1)
 
     def summary() -> Any:
@@ -74,7 +74,7 @@ def host_properties(host: "HostSystem") -> Props:
     def hardware() -> Any:
         return filled(vim.host.HardwareInfo, memorySize=HOST_MEMORY, smcPresent=False,
                       systemInfo=filled(vim.host.SystemInfo, vendor="nfclease", model="simulated host",
-                                        uuid=_host_uuid(host)),
+                                        uuid=host_uuid(host)),
                       cpuInfo=filled(vim.host.CpuInfo, numCpuPackages=1, numCpuCores=HOST_CORES,
                                      numCpuThreads=HOST_CORES, hz=HOST_CPU_MHZ * 1_000_000),
                       cpuPkg=[filled(vim.host.CpuPackage, index=0, vendor="intel", hz=HOST_CPU_MHZ * 1_000_000,

@@ -88,7 +88,7 @@ class Inventory:
         for field_name, (type_name, moid) in MANAGERS.items():
             self.managers[field_name] = SimpleMO(w, type_name, moid)
         self.managers["taskManager"].fixed["recentTask"] = lambda: [t.ref for t in w.recent_tasks]
-        self.managers["sessionManager"].fixed["currentSession"] = lambda: None
+        self.managers["viewManager"].fixed["viewList"] = self._caller_views
         self.content = vim.ServiceInstanceContent(
             rootFolder=self.root.ref, about=about,
             **{name: mo.ref for name, mo in self.managers.items()})
@@ -184,6 +184,49 @@ class Inventory:
                 return None
             node = matches[0]
         return node.ref
+
+    def _caller_views(self) -> list[Any]:
+        session = self.world.current_session()
+        return [v.ref for v in self.world.all_of(View) if session is not None and v.session == session.key]
+
+    def _vms_in(self, datacenter: Any) -> list[VirtualMachine]:
+        vms = self.world.all_of(VirtualMachine)
+        if datacenter is not None and self.world.resolve(datacenter) is not self.datacenter:
+            return []
+        return vms
+
+    def FindAllByUuid(self, session: Session, this: MObject, uuid: str, vmSearch: bool, datacenter: Any = None,
+                      instanceUuid: bool | None = None) -> list[Any]:
+        wanted = uuid.lower()
+        if not vmSearch:
+            from nfclease.sim.infra_properties import host_uuid
+            return [h.ref for h in self.world.all_of(HostSystem) if host_uuid(h) == wanted]
+        return [vm.ref for vm in self._vms_in(datacenter)
+                if (vm.instance_uuid if instanceUuid else vm.uuid).lower() == wanted]
+
+    def FindByUuid(self, session: Session, this: MObject, uuid: str, vmSearch: bool, datacenter: Any = None,
+                   instanceUuid: bool | None = None) -> Any:
+        found = self.FindAllByUuid(session, this, uuid, vmSearch, datacenter, instanceUuid)
+        return found[0] if found else None
+
+    def FindByDatastorePath(self, session: Session, this: MObject, datacenter: Any, path: str) -> Any:
+        from nfclease.sim.vm_properties import datastore_path
+        return next((vm.ref for vm in self._vms_in(datacenter)
+                     if datastore_path(vm, f"{vm.name}.vmx") == path), None)
+
+    def FindByIp(self, session: Session, this: MObject, ip: str, vmSearch: bool, datacenter: Any = None) -> Any:
+        return None  # no guest has VMware Tools, so none reports an IP address
+
+    def FindByDnsName(self, session: Session, this: MObject, dnsName: str, vmSearch: bool,
+                      datacenter: Any = None) -> Any:
+        return None  # no guest has VMware Tools, so none reports a host name
+
+    def FindAllByIp(self, session: Session, this: MObject, ip: str, vmSearch: bool, datacenter: Any = None) -> Any:
+        return []
+
+    def FindAllByDnsName(self, session: Session, this: MObject, dnsName: str, vmSearch: bool,
+                         datacenter: Any = None) -> Any:
+        return []
 
     def FindChild(self, session: Session, this: MObject, entity: Any, name: str) -> Any:
         parent = self.world.resolve(entity)

@@ -70,7 +70,9 @@ class Service:
         self.leases = LeaseManager(self.world, config, storage, datastore_key=self.inventory.datastore.moid,
                                    remove_created=self.inventory.remove_created, adopt_disks=adopt_disks)
         self.nfc = NfcTransfers(self.world, self.leases, config)
+        self.inventory.managers["sessionManager"].fixed.update(self.sessions.manager_properties())
         collector = PropertyCollector(self.world, version, self.sessions.is_active)
+        self.inventory.managers["propertyCollector"].fixed["filter"] = collector.caller_filters
         self.handlers = handlers_of((
             self.sessions, self.inventory, collector,
             VmOperations(self.world, self.leases, self.inventory.destroy_entity),
@@ -89,6 +91,7 @@ class Service:
             if request.method not in NO_SESSION_METHODS and session is None:
                 raise SoapError(vim.fault.NotAuthenticated(object=request.this, privilegeId="System.View"),
                                 "The session is not authenticated.")
+            self.world.serving(session)
             this = self._resolve_this(request.this, session)
             if isinstance(request.info, FetchInfo):
                 prop = request.args.get("prop", "")

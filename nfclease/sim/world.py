@@ -389,6 +389,7 @@ class Session:
     retrieve_pages: dict[str, list[Any]] = field(default_factory=dict)  # ContinueRetrievePropertiesEx token -> rest
     page_sizes: dict[str, int] = field(default_factory=dict)  # collector moid -> its last maxObjects
     authenticated: bool = True
+    info: Any = None  # the vim.UserSession Login returned (SessionManager.currentSession)
 
 
 class World:
@@ -401,6 +402,15 @@ class World:
         self.objects: dict[str, MObject] = {}
         self.recent_tasks: list[Task] = []
         self._counter = itertools.count(1)
+        self._caller = threading.local()  # the session of the request this thread serves
+
+    def serving(self, session: Session | None) -> None:
+        """Record the session of the request the calling thread now serves (for session-relative properties)."""
+        self._caller.session = session
+
+    def current_session(self) -> Session | None:
+        """The session of the request being served: ``SessionManager.currentSession``, the caller's views."""
+        return getattr(self._caller, "session", None)
 
     def next_int(self) -> int:
         return next(self._counter)
