@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN_FOR_SIM = ("conformance", "strategies", "load", "reports")
 PACKAGES = ("nfclease", "conformance", "load", "reports", "strategies")
@@ -47,8 +49,21 @@ LAYERS: dict[str, str] = {
 }
 
 
+def installed_as() -> dict[str, str]:
+    """Top-level folder -> the package it is installed as (pyproject's ``package-dir``; itself if unmapped)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: no mapping can be read, folders are packages
+        return {package: package for package in PACKAGES}
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        mapping = tomllib.load(handle).get("tool", {}).get("setuptools", {}).get("package-dir", {})
+    names = {folder: name for name, folder in mapping.items() if name}
+    return {package: names.get(package, package) for package in PACKAGES}
+
+
 def _modules() -> dict[str, Path]:
-    """Every module of the project (tests excepted), by dotted name."""
+    """Every module of the project (tests excepted), by the dotted name it is imported as."""
+    names = installed_as()
     found: dict[str, Path] = {}
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
@@ -57,7 +72,7 @@ def _modules() -> dict[str, Path]:
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts = parts[:-1]
-            found[".".join(parts)] = path
+            found[".".join([names[package], *parts[1:]])] = path
     return found
 
 
@@ -191,9 +206,10 @@ def test_simulator_never_imports_the_conformance_side() -> None:
     offenders = []
     sim_files = sorted((ROOT / "nfclease" / "sim").rglob("*.py"))
     assert sim_files, "nfclease/sim/ has no Python files"
+    forbidden = {installed_as()[package] for package in FORBIDDEN_FOR_SIM}
     for path in sim_files:
         for name in _imports(path):
-            if name.split(".")[0] in FORBIDDEN_FOR_SIM:
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not offenders, "the simulator must implement the spec in its own code:\n" + "\n".join(offenders)
 
@@ -232,3 +248,24 @@ def test_no_file_cites_a_design_doc_the_repo_lacks() -> None:
               and name != "tests/test_layout.py" and "DESIGN.md" in (ROOT / name).read_text(encoding="utf-8")]
     assert not citing, f"these cite DESIGN.md, which the repository lacks: {citing}"
     assert (ROOT / "ARCHITECTURE.md").exists()
+
+
+def test_every_package_folder_is_installed() -> None:
+    """Each folder with an ``__init__.py`` is a package pyproject installs (by find patterns or by name)."""
+    import fnmatch
+
+    try:
+        import tomllib
+    except ImportError:
+        pytest.skip("tomllib needs Python 3.11")
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        setuptools = tomllib.load(handle).get("tool", {}).get("setuptools", {})
+    names = installed_as()
+    packages = {".".join([names[top.parts[0]], *top.parts[1:]])
+                for package in PACKAGES for top in
+                (p.parent.relative_to(ROOT) for p in (ROOT / package).rglob("__init__.py"))}
+    listed = set(setuptools.get("packages") or [])
+    patterns = (setuptools.get("packages", {}) if isinstance(setuptools.get("packages"), dict) else {}) \
+        .get("find", {}).get("include", [])
+    missing = sorted(p for p in packages if p not in listed and not any(fnmatch.fnmatch(p, pat) for pat in patterns))
+    assert not missing, f"not installed by pyproject.toml: {missing}"
