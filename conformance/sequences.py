@@ -138,7 +138,8 @@ def seq_import(d: Direct) -> None:
             d.call(lease.set_manifest_checksum_type, {BOGUS_KEY: "sha1"})
         for url in urls:
             d.call(lease.upload, url, "whole", sha256=True)
-        d.call(lease.upload, urls[-1], "whole", sha256=True, expect_continue=True)  # the body after 100 Continue
+        d.call(lease.upload, urls[-1] if urls else 0, "whole", sha256=True,  # the body after 100 Continue
+               expect_continue=True)
         d.call(lease.get_manifest)
         d.call(lease.download, 0)
         d.call(lease.relocate)
