@@ -137,7 +137,7 @@ def test_own_client_reacts_correctly_to_each_scenario(lab: Simulator, tmp_path: 
 
 def test_recording_hides_secrets(lab: Simulator, tmp_path: Path) -> None:
     run_recorded(lab, tmp_path, "baseline", REF + ["15"])
-    text = "\n".join(p.read_text() for p in (tmp_path / "baseline").glob("session-*.jsonl"))
+    text = "".join(p.read_text() for p in (tmp_path / "baseline").glob("session-*.jsonl"))
     tickets = list(lab.service.leases.by_ticket)
     assert PASSWORD not in text
     assert "Set-Cookie" not in text and "vmware_soap_session" not in text
