@@ -280,6 +280,17 @@ def tally(rows: Iterable[Row]) -> tuple[int, int]:
     return sum(r.verdict == "killed" for r in deviated), len(deviated)
 
 
+def by_family(rows: Iterable[Row]) -> dict[str, tuple[int, int]]:
+    """family -> (killed, deviations run), families in the catalogue's order."""
+    out: dict[str, list[int]] = {}
+    for row in rows:
+        if row.deviation != CONTROL:
+            counts = out.setdefault(row.family, [0, 0])
+            counts[0] += row.verdict == "killed"
+            counts[1] += 1
+    return {family: (k, n) for family, (k, n) in out.items()}
+
+
 def _cell(value: Any) -> str:
     return "-" if value is None or value == [] else (", ".join(value) if isinstance(value, list) else str(value))
 
@@ -291,6 +302,7 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
     killed, total = tally(rows)
     lines = [f"# nfclease selftest: profile {meta['profile']}, seed {meta['seed']}", "",
              f"killed {killed}/{total}; undeviated run: {rows[0].verdict}; wall {meta['wall_s']:.0f} s", "",
+             "by family: " + ", ".join(f"{f} {k}/{n}" for f, (k, n) in by_family(rows).items()), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(getattr(row, c)).replace("|", "\\|") for c in COLUMNS) + " |")
@@ -299,7 +311,9 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
 
 def write_report(report: Path, rows: Sequence[Row], meta: dict[str, Any]) -> None:
     killed, total = tally(rows)
-    record = {**meta, "killed": killed, "total": total, "rows": [asdict(r) for r in rows]}
+    record = {**meta, "killed": killed, "total": total,
+              "families": {f: {"killed": k, "total": n} for f, (k, n) in by_family(rows).items()},
+              "rows": [asdict(r) for r in rows]}
     report.mkdir(parents=True, exist_ok=True)
     (report / "selftest.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     (report / "selftest.md").write_text(markdown(rows, meta), encoding="utf-8")
@@ -324,6 +338,7 @@ def print_table(rows: Sequence[Row], meta: dict[str, Any]) -> None:
         if row.detail:
             console.print(f"[red]{row.deviation}: {row.detail}[/]")
     killed, total = tally(rows)
+    console.print("by family: " + ", ".join(f"{f} {k}/{n}" for f, (k, n) in by_family(rows).items()))
     console.print(f"killed {killed}/{total}; undeviated run {rows[0].verdict}; "
                   f"{meta['wall_s']:.0f} s with {meta['jobs']} jobs; wrote {meta['report']}/selftest.json, "
                   f"{meta['report']}/selftest.md")

@@ -82,5 +82,6 @@ def test_the_kill_matrix_at_smoke_kills_every_deviation_under_its_clause(tmp_pat
         assert set(row["expected"]) & set(row["flagged"]), row
         assert row["steps"] > 0 and row["seconds"] > 0 and 1 <= row["repro_calls"] <= row["steps"], row
     assert f"killed {len(CATALOGUE)}/{len(CATALOGUE)}" in done.stdout
+    assert sum(f["total"] for f in record["families"].values()) == len(CATALOGUE)
     table = (tmp_path / "selftest.md").read_text()
     assert "| complete_twice_ok | complete-abort | complete.repeat |" in table
