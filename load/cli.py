@@ -109,16 +109,42 @@ def reach_target(args: argparse.Namespace) -> Iterator[LoadTarget]:
                 spec.display_url)
 
 
+def _spec(reach: LoadTarget) -> Any:
+    from nfclease.target import TargetSpec
+
+    return TargetSpec.parse(reach.host, cafile=reach.cafile, thumbprint=reach.thumbprint,
+                            insecure=reach.insecure or None, username=reach.username, password=reach.password)
+
+
 def describe_target(reach: LoadTarget) -> dict[str, Any]:
     """run_info's target part (product, version, build, api_version), from one login."""
-    from nfclease.target import TargetSpec, open_target
+    from nfclease.target import open_target
 
-    spec = TargetSpec.parse(reach.host, cafile=reach.cafile, thumbprint=reach.thumbprint,
-                            insecure=reach.insecure or None, username=reach.username, password=reach.password)
-    with open_target(spec) as target:
+    with open_target(_spec(reach)) as target:
         info = target.run_info()
     info["target"] = reach.display
     return info
+
+
+def sweep_run(reach: LoadTarget, wait: float, errors: Any) -> None:
+    """After the run: remove anything named with this run's prefix that a user or a worker process
+    left (one that died cannot clean up), waiting at most ``wait`` s for its leases to lapse."""
+    from nfclease import lifecycle
+    from nfclease.clean import sweep
+    from nfclease.ovf import run_prefix
+    from nfclease.target import open_target
+
+    with lifecycle.critical():
+        try:
+            with open_target(_spec(reach)) as target:
+                left = sweep(target, run_prefix(), wait=wait)
+        except Exception as exc:
+            errors.print(f"nfclease load: the final sweep of {run_prefix()}* failed: {type(exc).__name__}: {exc}; "
+                         "run `nfclease clean --target ... --yes`")
+            return
+    if left:
+        errors.print(f"nfclease load: {len(left)} leftover(s) named {run_prefix()}* remain: "
+                     + ", ".join(f"{item.kind} {item.name}" for item in left) + "; `nfclease clean` lists them")
 
 
 class LiveProgress:
@@ -216,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
                 spec.on_tick = progress.tick
                 with progress:
                     results.append(run_load(spec))
+            # a worker that died left its imports: wait out its leases (about leaseTimeout) and remove them
+            sweep_run(reach, wait=(reach.lease_timeout or 300.0) + 10.0, errors=errors)
             last = results[-1]
             run_info = {**target_info, "scenario": ",".join(f"{k}:{v}" for k, v in selection.items()),
                         "users": args.users, "spawn_rate": args.spawn_rate, "workers": args.workers,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,20 @@ def remove(target: Any, leftovers: list[Leftover]) -> None:
                     gone.update(vm._moId for vm in (getattr(item.ref, "vm", None) or []) if _exists(vm))
 
 
+def sweep(target: Any, prefix: str, *, wait: float = 0.0, poll: float = 2.0) -> list[Leftover]:
+    """Remove what is named ``prefix*``; while leases of a dead process still hold some, wait for
+    them to lapse (at most ``wait`` seconds) and sweep again. Returns what is left."""
+    deadline = time.monotonic() + max(0.0, wait)
+    remaining: list[Leftover] = []
+    for _ in range(int(wait / poll) + 2):
+        remove(target, [item for item in find_leftovers(target, prefix) if item.kind != "lease"])
+        remaining = find_leftovers(target, prefix)
+        if not remaining or time.monotonic() + poll > deadline:
+            break
+        time.sleep(poll)
+    return remaining
+
+
 def _exists(obj: Any) -> bool:
     try:
         return bool(obj._moId)
@@ -201,4 +216,4 @@ def _print(leftovers: list[Leftover], title: str) -> None:
         print("  " + item.line())
 
 
-__all__ = ["Leftover", "add_arguments", "find_leftovers", "held_leases", "prefix_for", "remove", "run"]
+__all__ = ["Leftover", "add_arguments", "find_leftovers", "held_leases", "prefix_for", "remove", "run", "sweep"]

@@ -4,6 +4,7 @@ simulator, and the command exits 128 + the signal number."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from pyVim.connect import Disconnect
 
-from lab import ROOT, LabSim, history_lines, inspect, interrupt_when, lab_fixture
+from lab import ROOT, LabSim, history_lines, inspect, interrupt_when, lab_fixture, start_lab_sim
+from nfclease import child
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +99,39 @@ def test_load_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path, signum
     finally:
         watcher.close()
     _assert_nothing_left(lab, run_id, proc, signum)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc: the Locust workers of a master)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_locust_worker_killed_mid_run_leaves_nothing_once_its_leases_lapse(tmp_path: Path) -> None:
+    """SIGKILL: the worker cannot clean up; the master's final sweep waits for its leases (4 s here)."""
+    lab = start_lab_sim("--lease-timeout", "4", "--deviate", "import_not_cleaned_on_timeout")  # only a sweep helps
+    try:
+        run_id = f"kill-{uuid.uuid4().hex[:6]}"
+        watcher = Watcher(lab, f"nfclease-{run_id}-")
+        proc = _start(lab, run_id, "load", "--scenario", "keepalive", "--users", "4", "--duration", "8s",
+                      "--disk-mib", "2", "--report", str(tmp_path), "--workers", "2")
+        try:
+            interrupt_when(proc, lambda: watcher.lease_held() and len(_children(proc.pid)) >= 2, signal.SIGCONT)
+            os.kill(_children(proc.pid)[0], signal.SIGKILL)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            watcher.close()
+            if proc.poll() is None:
+                proc.kill()
+        prefix = f"nfclease-{run_id}-"
+        seen = inspect(lab)
+        assert seen.named(prefix) == [] and seen.running == [], (seen, out[-3000:])
+    finally:
+        child.stop(lab.proc, 10)
