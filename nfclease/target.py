@@ -659,9 +659,9 @@ class Target:
         """
         from pyVmomi import vim
 
-        try:
-            if self.content.sessionManager.currentSession is not None:
-                return
+        try:  # any authenticated read (currentSession is None on some simulators even when logged in)
+            self.properties(self.content.rootFolder, ["name"])
+            return
         except vim.fault.NotAuthenticated:
             pass
         except Exception as exc:  # unreachable: cleanup will say so call by call
