@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import pytest
 from pyVim.connect import Disconnect
@@ -64,21 +64,29 @@ def _moments(report: Path, watcher: Watcher) -> dict[str, Callable[[], bool]]:
     }
 
 
-@pytest.mark.parametrize("signum,moment", [
-    (signal.SIGINT, "lease-held"), (signal.SIGTERM, "lease-held"),
-    (signal.SIGTERM, "first-upload"), (signal.SIGINT, "mid-run")])
-def test_conformance_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path, signum: int, moment: str) -> None:
-    run_id = f"sig-c-{uuid.uuid4().hex[:6]}"
+def _interrupt(lab: LabSim, run_id: str, args: list[str], moment: Callable[[Watcher], Callable[[], bool]],
+               signum: int) -> subprocess.Popen[str]:
+    """Start ``nfclease ARGS``, send ``signum`` at the moment, return the (still running) process."""
     watcher = Watcher(lab, f"nfclease-{run_id}-")
     try:
-        proc = _start(lab, run_id, "conform", "--profile", "ci", "--report", str(tmp_path), "--seed", "7")
+        proc = _start(lab, run_id, *args)
         try:
-            interrupt_when(proc, _moments(tmp_path, watcher)[moment], signum)
+            interrupt_when(proc, moment(watcher), signum)
         except BaseException:
             proc.kill()
             raise
     finally:
         watcher.close()
+    return proc
+
+
+@pytest.mark.parametrize("signum,moment", [
+    (signal.SIGINT, "lease-held"), (signal.SIGTERM, "lease-held"),
+    (signal.SIGTERM, "first-upload"), (signal.SIGINT, "mid-run")])
+def test_conformance_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path, signum: int, moment: str) -> None:
+    run_id = f"sig-c-{uuid.uuid4().hex[:6]}"
+    args = ["conform", "--profile", "ci", "--report", str(tmp_path), "--seed", "7"]
+    proc = _interrupt(lab, run_id, args, lambda watcher: _moments(tmp_path, watcher)[moment], signum)
     _assert_nothing_left(lab, run_id, proc, signum)
 
 
@@ -86,18 +94,9 @@ def test_conformance_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path,
                                             (signal.SIGINT, 2)])
 def test_load_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path, signum: int, workers: int) -> None:
     run_id = f"sig-l{workers}-{uuid.uuid4().hex[:6]}"
-    watcher = Watcher(lab, f"nfclease-{run_id}-")
-    args: list[Any] = ["load", "--scenario", "import-upload", "--scenario", "keepalive", "--users", "4",
-                       "--duration", "60s", "--disk-mib", "2", "--report", str(tmp_path), "--workers", str(workers)]
-    try:
-        proc = _start(lab, run_id, *args)
-        try:
-            interrupt_when(proc, watcher.lease_held, signum)
-        except BaseException:
-            proc.kill()
-            raise
-    finally:
-        watcher.close()
+    args = ["load", "--scenario", "import-upload", "--scenario", "keepalive", "--users", "4", "--duration", "60s",
+            "--disk-mib", "2", "--report", str(tmp_path), "--workers", str(workers)]
+    proc = _interrupt(lab, run_id, args, lambda watcher: watcher.lease_held, signum)
     _assert_nothing_left(lab, run_id, proc, signum)
 
 
