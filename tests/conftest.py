@@ -21,7 +21,8 @@ from pyVmomi import vim
 
 from nfclease.ovf import build_import_ovf
 from nfclease.sim import SimConfig, Simulator
-from nfclease.vmdk import StreamOptimizedDisk, read_stream_optimized
+from nfclease.vmdk import StreamOptimizedDisk
+from nfclease.vmdkread import read_stream_optimized
 
 STREAM_VMDK = "application/x-vnd.vmware-streamVmdk"
 POOL_PATH = "DC0/host/DC0_C0/Resources"

@@ -204,7 +204,7 @@ def test_clients_command_writes_the_matrix(tmp_path: Path) -> None:
 
 def test_package_for_deploy_tools_is_an_ovf_with_its_disk(tmp_path: Path) -> None:
     ovf = make_package(tmp_path / "pkg", "pkgtest")
-    from nfclease.vmdk import read_stream_optimized
+    from nfclease.vmdkread import read_stream_optimized
 
     disks = [p for p in ovf.parent.iterdir() if p.suffix == ".vmdk"]
     assert ovf.exists() and len(disks) == 1 and disks[0].name in ovf.read_text()

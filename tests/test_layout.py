@@ -25,7 +25,8 @@ ORDER = ("ground", "simulator", "launcher", "client", "records", "domain", "face
 LAYERS: dict[str, str] = {
     # ground: the event record and its names, disk images, child processes, redaction, usage errors
     "nfclease": "ground", "nfclease.events": "ground", "nfclease.vocabulary": "ground",
-    "nfclease.vmdk": "ground", "nfclease.child": "ground", "nfclease.redaction": "ground",
+    "nfclease.vmdk": "ground", "nfclease.vmdkformat": "ground", "nfclease.vmdkread": "ground",
+    "nfclease.child": "ground", "nfclease.redaction": "ground",
     "nfclease.usage": "ground",
     # the simulator: implements the spec in its own code
     "nfclease.sim": "simulator",

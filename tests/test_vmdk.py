@@ -19,20 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from nfclease.vmdk import (
+from nfclease.vmdk import ContentPattern, StreamOptimizedDisk, stream_sha1
+from nfclease.vmdkformat import (
     GD_AT_END,
     GRAIN_SIZE,
     VMDK_HEADER_SIZE,
-    ContentPattern,
-    StreamDecoder,
-    StreamOptimizedDisk,
     VmdkError,
     check_header,
-    decode_to_file,
     parse_descriptor,
-    read_stream_optimized,
-    stream_sha1,
 )
+from nfclease.vmdkread import StreamDecoder, decode_to_file, read_stream_optimized
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 QEMU_IMG = shutil.which("qemu-img")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nfclease.vmdk import ContentPattern, StreamChecker, StreamOptimizedDisk, VmdkError
+from nfclease.vmdk import ContentPattern, StreamOptimizedDisk
+from nfclease.vmdkformat import VmdkError
+from nfclease.vmdkread import StreamChecker
 
 
 def _check(data: bytes, chunk: int = 7777) -> StreamChecker:

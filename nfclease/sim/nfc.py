@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from nfclease.sim.leases import Device, Lease, LeaseManager
 from nfclease.sim.world import World
-from nfclease.vmdk import StreamChecker, VmdkError
+from nfclease.vmdkformat import VmdkError
+from nfclease.vmdkread import StreamChecker
 
 log = logging.getLogger("nfclease.sim")
 
