@@ -74,6 +74,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "abort_after_complete_ok": ("abort.after-complete",),
     "abort_fault_lost": ("abort.fault-reported",),
     "abort_leaves_ready": ("abort.error",),
+    "complete_leaves_ready": ("complete.done",),
+    "abort_requires_fault": ("abort.error",),
     # error property
     "error_property_missing": ("state.error-property",),
     "error_property_while_ready": ("state.error-property",),

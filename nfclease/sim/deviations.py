@@ -77,6 +77,9 @@ _ENTRIES = (
     Deviation("abort_fault_lost", "complete-abort",
               "the fault given to Abort is lost: the task's error is always RequestCanceled"),
     Deviation("abort_leaves_ready", "complete-abort", "Abort is acknowledged but the lease stays ready"),
+    Deviation("complete_leaves_ready", "complete-abort", "Complete is acknowledged but the lease stays ready"),
+    Deviation("abort_requires_fault", "complete-abort",
+              "Abort without a fault (the parameter is optional) is refused with InvalidArgument"),
     # -- error property
     Deviation("error_property_missing", "error", "the error property stays unset in the error state"),
     Deviation("error_property_while_ready", "error",

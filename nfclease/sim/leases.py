@@ -50,6 +50,7 @@ from typing import Any, Callable
 from pyVmomi import vim, vmodl
 
 from nfclease.sim.hooks import SimHooks
+from nfclease.sim.lease_view import build_info, lease_properties
 from nfclease.sim.soap import SoapError
 from nfclease.sim.world import MObject, Task, VirtualMachine, World
 
@@ -212,7 +213,7 @@ class Lease(MObject):
             return
         self.state = "ready"
         self.renew(at=self.ready_at)
-        self.info = self._build_info()
+        self.info = build_info(self)
         self.task.set_progress(0)
         self.world.touch()
         self.manager.hooks.lease_state(self)
@@ -330,6 +331,8 @@ class Lease(MObject):
         busy = [d.name for d in self.devices if d.busy]
         if busy:
             raise invalid_state(f"HttpNfcLeaseComplete: transfers still running: {', '.join(busy)}")
+        if self.deviation("complete_leaves_ready"):
+            return  # DELIBERATE DEVIATION: acknowledged, but the lease stays ready
         if self.kind == "import":
             self.manager.adopt_disks(self)
         self._release("done", None)
@@ -341,6 +344,8 @@ class Lease(MObject):
         self.check_live("HttpNfcLeaseAbort")
         if self.deviation("abort_leaves_ready") and self.state == "ready":
             return  # DELIBERATE DEVIATION: acknowledged, but the lease stays ready
+        if fault is None and self.deviation("abort_requires_fault"):  # DELIBERATE DEVIATION
+            raise SoapError(vmodl.fault.InvalidArgument(invalidProperty="fault"), "Abort needs a fault")
         if fault is None or self.deviation("abort_fault_lost"):  # DELIBERATE DEVIATION: the fault given is lost
             fault = vmodl.fault.RequestCanceled(msg="The lease was aborted by the client")
         self._release("error", fault)
@@ -405,62 +410,10 @@ class Lease(MObject):
         # Transitions are applied once, here: every property read through these
         # getters (one RetrievePropertiesEx) sees the lease at the same instant.
         self.advance()
-        return {
-            "state": lambda: self.state,
-            "initializeProgress": lambda: self.initialize_progress,
-            "info": lambda: self.info if self.state == "ready" and self._info_shown() else None,
-            "error": lambda: self._error_shown(),
-            "transferProgress": lambda: self._transfer_progress_shown(),
-            "mode": lambda: self.mode,
-            "capabilities": lambda: vim.HttpNfcLease.Capabilities(  # DELIBERATE DEVIATION when lying
-                pullModeSupported=(self.kind == "import") != self.deviation("pull_capabilities_lie"),
-                corsSupported=False),
-        }
-
-    def _info_shown(self) -> bool:
-        return self.progressed or not self.deviation("ready_without_info")  # DELIBERATE DEVIATION
-
-    def _error_shown(self) -> vmodl.MethodFault | None:
-        if self.deviation("error_property_missing"):
-            return None  # DELIBERATE DEVIATION: never set, even in error
-        if self.deviation("error_property_while_ready"):
-            return self.error  # DELIBERATE DEVIATION: whatever was stored, in any state
-        return self.error if self.state == "error" else None
-
-    def _transfer_progress_shown(self) -> int:
-        if self.deviation("transfer_progress_frozen"):
-            return 0  # DELIBERATE DEVIATION: Progress never shows
-        if self.deviation("transfer_progress_per_mille"):
-            return self.transfer_progress * 10  # DELIBERATE DEVIATION: 0-1000
-        return self.transfer_progress
+        return lease_properties(self)
 
     def device_url(self, device: Device) -> str:
         return f"https://{self.manager.url_host}/nfc/{self.ticket}/{device.name}"
-
-    def _announced_thumbprint(self) -> str:
-        if self.deviation("thumbprint_wrong"):  # DELIBERATE DEVIATION: the bytes in reverse order
-            return ":".join(reversed(self.manager.thumbprint.split(":")))
-        return self.manager.thumbprint
-
-    def _build_info(self) -> vim.HttpNfcLease.Info:
-        urls = [vim.HttpNfcLease.DeviceUrl(
-            key=d.key, importKey="" if self.deviation("import_key_missing") else d.import_key,
-            url=self.device_url(d),
-            sslThumbprint=self._announced_thumbprint(), disk=d.disk, targetId=d.target_id,
-            datastoreKey=self.manager.datastore_key, fileSize=None if d.disk else d.file_size)
-            for d in self.devices]
-        host = vim.HttpNfcLease.HostInfo(url=f"https://{self.manager.url_host}", sslThumbprint=self.manager.thumbprint)
-        return vim.HttpNfcLease.Info(
-            lease=self.ref, entity=self.entity.ref, deviceUrl=urls,
-            totalDiskCapacityInKB=sum(d.capacity_kb for d in self.devices if d.disk),
-            leaseTimeout=self._advertised_timeout(),
-            hostMap=[vim.HttpNfcLease.DatastoreLeaseInfo(datastoreKey=self.manager.datastore_key, hosts=[host])])
-
-
-    def _advertised_timeout(self) -> int:
-        """info.leaseTimeout: whole seconds, at least 1 (DELIBERATE DEVIATION lease_timeout_understated: half)."""
-        timeout = self.timeout / 2 if self.deviation("lease_timeout_understated") else self.timeout
-        return max(1, int(timeout))
 
 
 class Clock:
