@@ -122,11 +122,15 @@ def lease_timeout_findings(target: Any) -> list[Finding]:
     timeout = float(known) if known else VSPHERE_LEASE_TIMEOUT
     source = ("the simulator's configuration" if known else
               "vSphere's value; the server shows its own only in a lease's info, which doctor does not acquire")
+    from conformance.context import PROFILES
+
     cost = ExpiryPolicy.cost(timeout, default_tolerance(timeout))
+    fitting = [name for name, profile in PROFILES.items() if cost <= profile.expiry_budget]
     return [Finding("leaseTimeout", f"{timeout:g} s ({source})"),
             Finding("--allow-expiry", f"adds about {cost:.0f} s to a conformance run (the expiry sequence waits "
-                                      f"out two lease timeouts); without it, expiry checks run only if they fit "
-                                      "the profile's expiry budget")]
+                                      "out two lease timeouts); without it the expiry checks run in "
+                                      + (", ".join(fitting) + " (within the profile's expiry budget)" if fitting
+                                         else "no profile (each expiry budget is smaller)"))]
 
 
 def examine(target: Any) -> list[Finding]:
@@ -151,15 +155,18 @@ def examine(target: Any) -> list[Finding]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nfclease import targetargs
+    from nfclease.sim.options import add_sim_arguments
 
     parser.description = ("Read-only preflight of a target: product and API version, the clause families that "
                           "apply, the placement, the session's privileges, the lease timeout. Creates nothing. "
                           "Example: nfclease doctor --target https://user@vc.example/sdk --datacenter DC1")
     targetargs.add_arguments(parser)
+    add_sim_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from nfclease import targetargs
+    from nfclease.sim.options import sim_config_from
     from nfclease.target import open_target
 
     try:
@@ -169,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"nfclease doctor: {spec.display_url} (read-only: nothing is created)")
     try:
-        with open_target(spec) as target:
+        with open_target(spec, sim_config=sim_config_from(args) if spec.kind == "sim" else None) as target:
             findings = examine(target)
     except Exception as exc:
         print(f"NO  connected        {spec.display_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
