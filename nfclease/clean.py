@@ -12,8 +12,9 @@ another session cannot abort it, so it is listed with when it will lapse
 (the server's leaseTimeout), and the VM it covers is removed once it has.
 
 Without ``--yes`` nothing is changed (exit 0). With ``--yes`` the VMs and
-vApps are powered off and destroyed and the snapshots removed, then the
-target is listed again: exit 0 when nothing is left, 1 otherwise.
+vApps are powered off and destroyed and the snapshots removed (``--wait S``:
+first waiting up to S seconds for held leases to lapse), then the target is
+listed again: exit 0 when nothing is left, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nfclease.ovf import PREFIX, run_prefix
+from nfclease.redaction import redact_text
 
 RUNNING = ("queued", "running")
 
@@ -179,6 +181,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default=None, help="only this run's objects (the id in nfclease-<run id>-...)")
     parser.add_argument("--prefix", default=None, help="only names starting with this (default nfclease-)")
     parser.add_argument("--yes", action="store_true", help="remove what is listed (default: dry run)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="with --yes: wait up to this long for leases held by a dead run to lapse (their "
+                             "leaseTimeout, 300 s on vSphere), then remove what they covered")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,21 +204,20 @@ def run(args: argparse.Namespace) -> int:
                 if leftovers:
                     print("dry run: nothing removed; run again with --yes to remove them")
                 return 0
-            remove(target, leftovers)
+            remaining = sweep(target, prefix, wait=args.wait)
             for note in target.cleanup_log:
                 print(f"  {note}")
-            remaining = find_leftovers(target, prefix)
             _print(remaining, f"after removal: {len(remaining)} left")
             return 0 if not remaining else 1
     except Exception as exc:
-        print(f"nfclease clean: {spec.display_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(redact_text(f"nfclease clean: {spec.display_url}: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 2
 
 
 def _print(leftovers: list[Leftover], title: str) -> None:
     print(title)
     for item in leftovers:
-        print("  " + item.line())
+        print("  " + redact_text(item.line()))
 
 
 __all__ = ["Leftover", "add_arguments", "find_leftovers", "held_leases", "prefix_for", "remove", "run", "sweep"]

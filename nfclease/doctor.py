@@ -166,6 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nfclease import targetargs
+    from nfclease.redaction import redact_text
     from nfclease.sim.options import sim_config_from
     from nfclease.target import open_target
 
@@ -179,10 +180,10 @@ def run(args: argparse.Namespace) -> int:
         with open_target(spec, sim_config=sim_config_from(args) if spec.kind == "sim" else None) as target:
             findings = examine(target)
     except Exception as exc:
-        print(f"NO  connected        {spec.display_url}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(redact_text(f"NO  connected        {spec.display_url}: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 2
     for finding in findings:
-        print(finding.line())
+        print(redact_text(finding.line()))
     failed = [f for f in findings if f.ok is False]
     print(f"{len(failed)} problem(s)" if failed else "ready for a run")
     return 1 if failed else 0

@@ -676,6 +676,7 @@ class Target:
         self._note("session lost: logged in again for cleanup")
 
     def _note(self, text: str) -> None:
+        text = redact_text(text)  # fault messages name leases, whose moids hold a session key
         self.cleanup_log.append(text)
         log.info("cleanup %s: %s", self.display_url, text)
 

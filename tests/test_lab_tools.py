@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -64,6 +65,7 @@ def test_clean_lists_planted_leftovers_then_removes_only_them(lab: LabSim, plant
     assert removed.returncode == 1, removed.stdout + removed.stderr  # the held lease's VM cannot go yet
     assert inspect(lab).named(prefix) == [f"{prefix}2"]
     assert "after removal: 2 left" in removed.stdout and "TaskInProgress" in removed.stdout, removed.stdout
+    assert "session[***]" in removed.stdout and not re.search(r"session\[[0-9a-f]{8}-", removed.stdout)  # keys masked
 
     held.lease.HttpNfcLeaseAbort()  # its session lets go: the import is undone by the server
     final = nfclease(lab, "clean", "--target", lab.target, "--run", run, "--yes")
