@@ -26,7 +26,7 @@ class Filter(MObject):
         self.last: dict[str, dict[str, str]] = {}
         self.values: dict[str, dict[str, Any]] = {}
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         return {"spec": lambda: self.spec, "partialUpdates": lambda: self.partial}
 
 
@@ -39,7 +39,7 @@ class SessionCollector(MObject):
         super().__init__(world, world.new_moid("session-collector"))
         self.session = session
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         return {"filter": lambda: [f.ref for f in self.session.filters if f.collector == self.moid]}
 
 

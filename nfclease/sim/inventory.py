@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pyVmomi import VmomiSupport, vim
 
@@ -41,7 +41,7 @@ class SimpleMO(MObject):
         self.fixed = props or {}
         super().__init__(world, moid)
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         return {k: (v if callable(v) else (lambda v=v: v)) for k, v in self.fixed.items()}
 
 
@@ -52,8 +52,8 @@ class View(MObject):
         super().__init__(world)
         self.container, self.types, self.recursive, self.session = container, types, recursive, session
 
-    def properties(self):
-        def members():
+    def properties(self) -> dict[str, Callable[[], Any]]:
+        def members() -> list[Any]:
             candidates = (self.world.walk(self.container) if self.recursive
                           else self.container.children())
             members = {o.moid: o.ref for o in candidates if o is not self.container

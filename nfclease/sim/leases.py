@@ -406,7 +406,7 @@ class Lease(MObject):
                 by_key[pair.key].wanted["type"] = pair.value
 
     # -- the managed object -------------------------------------------------------
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         # Transitions are applied once, here: every property read through these
         # getters (one RetrievePropertiesEx) sees the lease at the same instant.
         self.advance()

@@ -126,13 +126,13 @@ class Folder(MObject):
             self.entries.remove(obj)
             self.world.touch()
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         props = super().properties()
         props["childEntity"] = lambda: [c.ref for c in self.entries]
         props["childType"] = lambda: list(self.child_type)
         return props
 
-    def children(self):
+    def children(self) -> list[MObject]:
         return list(self.entries)
 
 
@@ -151,7 +151,7 @@ class Datacenter(MObject):
     def folders(self) -> list[Folder]:
         return [self.vm_folder, self.host_folder, self.datastore_folder, self.network_folder]
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         props = super().properties()
         props.update(
             vmFolder=lambda: self.vm_folder.ref,
@@ -163,7 +163,7 @@ class Datacenter(MObject):
         )
         return props
 
-    def children(self):
+    def children(self) -> list[MObject]:
         return self.folders()
 
 
@@ -174,7 +174,7 @@ class Datastore(MObject):
         super().__init__(world, None, name)
         self.directory = directory
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         from nfclease.sim.infra_properties import datastore_properties
         props = super().properties()
         props.update(datastore_properties(self))
@@ -186,7 +186,7 @@ class Network(MObject):
 
     type_name = "Network"
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         props = super().properties()
         vms = lambda: [vm for vm in self.world.all_of(VirtualMachine) if self.name in vm.nics]  # noqa: E731
         props["vm"] = lambda: [vm.ref for vm in vms()]
@@ -199,7 +199,7 @@ class Network(MObject):
 class HostSystem(MObject):
     type_name = "HostSystem"
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         from nfclease.sim.infra_properties import host_properties
         props = super().properties()
         props.update(host_properties(self))
@@ -215,7 +215,7 @@ class ResourcePool(MObject):
         self.pools: list[ResourcePool] = []
         self.vms: list[VirtualMachine] = []
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         props = super().properties()
         props.update(
             owner=lambda: self.owner.ref if self.owner else None,
@@ -226,7 +226,7 @@ class ResourcePool(MObject):
         props.update(pool_properties(self))
         return props
 
-    def children(self):
+    def children(self) -> list[MObject]:
         return list(self.pools)
 
 
@@ -237,12 +237,12 @@ class VirtualApp(ResourcePool):
         super().__init__(world, name)
         self.folder = folder
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         props = super().properties()
         props["parentFolder"] = lambda: self.folder.ref
         return props
 
-    def children(self):
+    def children(self) -> list[MObject]:
         return [*self.pools, *self.vms]
 
 
@@ -255,7 +255,7 @@ class ClusterComputeResource(MObject):
         self.pool = ResourcePool(world, "Resources", owner=self)
         self.pool.parent = self
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         props = super().properties()
         props.update(
             host=lambda: [h.ref for h in self.hosts],
@@ -266,7 +266,7 @@ class ClusterComputeResource(MObject):
         props.update(cluster_properties(self))
         return props
 
-    def children(self):
+    def children(self) -> list[MObject]:
         return [self.pool, *self.hosts]
 
 
@@ -302,7 +302,7 @@ class VirtualMachine(MObject):
         self.extra_config: dict[str, str] = {}
         self.created = self.modified = now_utc()
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         from nfclease.sim import vm_properties
         props = super().properties()
         props.update(vm_properties.properties(self))
@@ -332,7 +332,7 @@ class Snapshot(MObject):
         self.created = now_utc()
         self.disks = list(vm.disks)
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         from nfclease.sim import vm_properties
         return {"vm": lambda: self.vm.ref, "config": lambda: vm_properties.config(self.vm, self.disks),
                 "childSnapshot": list, "value": list, "availableField": list}
@@ -358,7 +358,7 @@ class Task(MObject):
                 world.objects.pop(old.moid, None)
         del world.recent_tasks[:-200]
 
-    def properties(self):
+    def properties(self) -> dict[str, Callable[[], Any]]:
         return {"info": lambda: self.info}
 
     def succeed(self, result: Any = None) -> None:
