@@ -90,7 +90,7 @@ class TableJudging:
                 j.checks += self._alive_checks(lease, event, False, str(obs), ready_row.expect.describe())
                 new = set(expired_row.next_states(T.EXPIRED, case, obs)) if not entity else {T.EXPIRED}
             else:
-                blamed = dict.fromkeys(c for s in sorted(possible) for c in rows[s].blamed(obs))
+                blamed = dict.fromkeys(c for s in _blame_states(possible, obs) for c in rows[s].blamed(obs))
                 if event.call in (V.READ, V.WAIT_READY):
                     blamed.update(dict.fromkeys(lease.via[s] for s in possible if s in lease.via))
                 what = f"{event.call} on a lease that is {'/'.join(sorted(possible))}"
@@ -255,3 +255,23 @@ def _describe(rows: Mapping[str, T.Row]) -> str:
     if len(set(texts.values())) == 1:
         return next(iter(texts.values()))
     return "; ".join(f"{s}: {t}" for s, t in texts.items())
+
+
+#: faults that only a lease already released (or gone) answers with
+_RELEASE_FAULTS = (T.TIMEDOUT, T.INVALID_STATE, T.NOT_FOUND)
+
+
+def _blame_states(possible: set[str], obs: Observed) -> list[str]:
+    """The states whose clauses a refused call is blamed on.
+
+    In the expiry window (ready or expired) a fault no state accepts would
+    otherwise count against both ``timeout.*`` and the ready row's clause, one
+    deviation twice, and which one depends on machine load. A fault only a
+    released lease gives (Timedout, InvalidState, ManagedObjectNotFound) is the
+    timed-out lease's answer; any other is the ready lease's.
+    """
+    states = sorted(possible)
+    if {T.READY, T.EXPIRED} <= possible and obs.kind == "fault":
+        released = any(is_a(obs.fault or "", f) for f in _RELEASE_FAULTS)
+        states = [s for s in states if (s in T.RELEASED) == released] or states
+    return states
