@@ -103,8 +103,8 @@ def execute(spec: Any, args: argparse.Namespace, *, profile: Any, seed: int, rep
             ctx = RunContext(target, history=report / "history.jsonl", allow_expiry=allow_expiry, kind=spec.kind,
                              sleep_budget=profile.sleep_budget, raise_on_fail=False,
                              expiry_budget=profile.expiry_budget if expiry_budget is None else expiry_budget,
-                             expiry_budget_source=("the --expiry-budget" if expiry_budget is not None
-                                                   else f"the {profile.name} profile's"),
+                             expiry_budget_source=("the budget --expiry-budget gives" if expiry_budget is not None
+                                                   else f"the {profile.name} profile's expiry budget"),
                              export_vms=getattr(args, "export_vm", None) or ())
             try:
                 for name in watcher.sequences(list(SEQUENCES)):

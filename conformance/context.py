@@ -82,7 +82,7 @@ class RunContext:
     def __init__(self, target: Target, *, history: str | Path | None = None, model: Model | None = None,
                  allow_expiry: bool | None = None, sleep_budget: float = 6.0, raise_on_fail: bool = False,
                  no_raise: Iterable[str] = (), tolerance: float | None = None,
-                 expiry_budget: float = 30.0, expiry_budget_source: str = "this run's",
+                 expiry_budget: float = 30.0, expiry_budget_source: str = "this run's expiry budget",
                  kind: str | None = None, export_vms: Sequence[str] = ()) -> None:
         self.target = target
         self.export_vms = list(export_vms)  # --export-vm: VMs of a real target the user lets us export (only)

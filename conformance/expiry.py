@@ -38,7 +38,7 @@ class ExpiryPolicy:
 
     budget: float
     forced: bool | None = None
-    budget_source: str = "this run's"
+    budget_source: str = "this run's expiry budget"  # what the budget is, for the reason
 
     @property
     def may_wait(self) -> bool:
@@ -60,7 +60,7 @@ class ExpiryPolicy:
             return ExpiryDecision(True, f"--allow-expiry: waiting out leaseTimeout {timeout:g} s (about {cost:.0f} s)")
         if cost <= self.budget:
             return ExpiryDecision(True, f"leaseTimeout {timeout:g} s: the expiry checks take about {cost:.0f} s, "
-                                        f"within {self.budget_source} expiry budget of {self.budget:g} s")
+                                        f"within {self.budget_source} of {self.budget:g} s")
         return ExpiryDecision(False, f"leaseTimeout {timeout:g} s: the expiry checks would take about {cost:.0f} s, "
-                                     f"beyond {self.budget_source} expiry budget of {self.budget:g} s "
+                                     f"beyond {self.budget_source} of {self.budget:g} s "
                                      "(--expiry-budget SECONDS or --allow-expiry waits for it)")

@@ -124,7 +124,7 @@ def nfclease_run(pytestconfig: pytest.Config, nfclease_target: Any, nfclease_pro
     ctx = RunContext(nfclease_target, history=directory / "history.jsonl", allow_expiry=allow,
                      sleep_budget=nfclease_profile.sleep_budget, raise_on_fail=True, no_raise=expected_fail,
                      expiry_budget=nfclease_profile.expiry_budget,
-                     expiry_budget_source=f"the {nfclease_profile.name} profile's")
+                     expiry_budget_source=f"the {nfclease_profile.name} profile's expiry budget")
     ctx.report_dir = directory  # type: ignore[attr-defined]
     setattr(pytestconfig, _RUN_KEY, ctx)
     from reports.allure_steps import wire

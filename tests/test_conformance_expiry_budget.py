@@ -27,7 +27,7 @@ from test_conformance_model import Script, status, verdicts
 
 
 def test_the_budget_decides_from_the_advertised_timeout() -> None:
-    smoke = ExpiryPolicy(PROFILES["smoke"].expiry_budget, budget_source="the smoke profile's")
+    smoke = ExpiryPolicy(PROFILES["smoke"].expiry_budget, budget_source="the smoke profile's expiry budget")
     assert smoke.decide(2.0, default_tolerance).run
     vcenter = smoke.decide(300.0, default_tolerance)
     assert not vcenter.run and "leaseTimeout 300 s" in vcenter.reason and "expiry budget of 10 s" in vcenter.reason
