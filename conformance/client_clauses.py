@@ -96,8 +96,8 @@ CLIENT_CLAUSES: tuple[Clause, ...] = (
         (_spec(_ABORT, "Clients should call this method if an error occurs while accessing the disks, or if the "
                        "operation is cancelled."),
          _notes(_DEFECTS, "no Abort on failure (orphaned imports until timeout)")),
-        "a device whose last transfer failed (or a transfer the simulator broke on purpose) must be followed by "
-        "Abort; Complete, or no release at all, fails",
+        "a device whose last transfer failed must be followed by Abort; Complete fails, and so does no release "
+        "at all, unless the server had already ended the lease (it timed out) when the transfer failed",
     ),
     Clause(
         "client.abort-fault", "SHOULD", "4.0",
@@ -129,8 +129,8 @@ CLIENT_CLAUSES: tuple[Clause, ...] = (
         "instead of polling on or transferring.",
         (_spec("States: Error", "In this state, the error property can be read to determine the cause."),
          _notes(_DEFECTS, "a `while state != ready` loop that never ends when the lease goes to `error`")),
-        "after a Read showed error on a lease never seen ready: at most 3 more reads of it within 2 s, and no "
-        "transfer",
+        "after a Read showed error on a lease never seen ready: no transfer, and reads of it stop within 5 s "
+        "(at most 25 more)",
     ),
     # ------------------------------------------------------------- device URLs
     Clause(
