@@ -240,3 +240,26 @@ def test_clients_command_refuses_a_bad_invocation_in_one_line(tmp_path: Path, ar
     done = subprocess.run([sys.executable, "-m", "nfclease", "clients", "--report", str(tmp_path), *argv],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_session_reused_across_runs_is_recorded_in_the_new_run(lab: Simulator, tmp_path: Path) -> None:
+    """A client reusing a saved session cookie (govc does) logs in once; its later calls still get recorded."""
+    from pyVim.connect import Disconnect, SmartConnect
+    from pyVmomi import vim, vmodl
+
+    lab.lab.switch.switch("baseline")
+    lab.lab.recorder.redirect(tmp_path / "first")
+    si = SmartConnect(host="127.0.0.1", port=lab.port, user=USER, pwd=PASSWORD,
+                      sslContext=ssl.create_default_context(cafile=lab.cafile))
+    try:
+        lab.lab.recorder.redirect(tmp_path / "second")
+        vm = si.content.searchIndex.FindByInventoryPath("DC0/vm/DC0_C0_RP0_VM2")
+        assert isinstance(vm, vim.VirtualMachine)
+        lease = vm.ExportVm()
+        lease.HttpNfcLeaseAbort(fault=vmodl.fault.RequestCanceled(msg="test"))
+    finally:
+        Disconnect(si)
+    first = [json.loads(x)["call"] for p in (tmp_path / "first").glob("session-*.jsonl") for x in p.open()]
+    second = [json.loads(x)["call"] for p in (tmp_path / "second").glob("session-*.jsonl") for x in p.open()]
+    assert "Login" in first and "Acquire" not in first
+    assert second[:2] == ["Target", "Scenario"] and {"Acquire", "Abort", "Logout"} <= set(second)

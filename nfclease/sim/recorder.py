@@ -132,14 +132,31 @@ class SessionRecorder:
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
         self._count = len(list(self.directory.glob("session-*.jsonl")))
+        self._since = time.monotonic()
 
     def redirect(self, directory: str | Path) -> None:
-        """Record sessions that start from now on in ``directory`` (``nfclease clients``: one per run)."""
+        """Record from now on in ``directory`` (``nfclease clients``: one per run).
+
+        Open session files are completed first; a session that goes on (a
+        client reusing a saved session cookie) continues in a new file there.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        self.close_all()
         with self._lock:
             self.directory = directory
             self._count = len(list(directory.glob("session-*.jsonl")))
+            self._since = time.monotonic()
+
+    def _active(self, key: str | None, started: float) -> _Session | None:
+        """The open file of a session the client is using; one began earlier (no Login seen since) gets a
+        new file, but only for a call made after the last redirect (a straggler of the run before is dropped)."""
+        if not key:
+            return None
+        session = self._sessions.get(key)
+        if session is None and started >= self._since:
+            session = self._open(key, started)
+        return session
 
     # -- sessions ----------------------------------------------------------------
     def _open(self, key: str, now: float) -> _Session:
@@ -179,7 +196,7 @@ class SessionRecorder:
         if method == "Login" and fault is None and result is not None:
             session_key = result.key
             self._open(session_key, start)
-        session = self._sessions.get(session_key or "")
+        session = self._sessions.get(session_key or "") if fault is not None else self._active(session_key, start)
         if session is None:
             return
         outcome, fault_name = ("ok", None) if fault is None else ("fail", type(fault).__name__)
@@ -232,7 +249,7 @@ class SessionRecorder:
     def transfer(self, session_key: str, moid: str, call: str, args: dict[str, Any], status: int | None,
                  value: dict[str, Any], message: str | None, start: float, end: float) -> None:
         """One NFC request on a lease's device URL; ``status`` None when no answer was sent."""
-        session = self._sessions.get(session_key)
+        session = self._active(session_key, start)
         if session is None:
             return
         if status is None:
