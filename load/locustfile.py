@@ -37,6 +37,9 @@ if __package__ in (None, ""):  # loaded by path (locust -f): make the checkout i
 from locust import events  # noqa: E402  (patches gevent first)
 
 from load.scenarios import LoadOptions  # noqa: E402
+from nfclease import redaction  # noqa: E402
+
+redaction.install()  # worker logs and tracebacks (worker-N.log in the report) never show a secret
 from load.users import USER_CLASSES, LoadContext, attach  # noqa: E402
 
 # the user classes Locust finds here: one per scenario of load.scenarios.REGISTRY

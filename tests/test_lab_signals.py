@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import pytest
 from pyVim.connect import Disconnect
 
-from lab import ROOT, LabSim, history_lines, inspect, interrupt_when, lab_fixture, start_lab_sim
+from lab import PASSWORD, ROOT, LabSim, history_lines, inspect, interrupt_when, lab_fixture, start_lab_sim
 from nfclease import child
 
 pytestmark = pytest.mark.slow
@@ -98,6 +98,8 @@ def test_load_run_interrupted_leaves_nothing(lab: LabSim, tmp_path: Path, signum
             "--disk-mib", "2", "--report", str(tmp_path), "--workers", str(workers)]
     proc = _interrupt(lab, run_id, args, lambda watcher: watcher.lease_held, signum)
     _assert_nothing_left(lab, run_id, proc, signum)
+    for path in (p for p in tmp_path.rglob("*") if p.is_file()):  # worker logs, Locust CSV: no password
+        assert PASSWORD.encode() not in path.read_bytes(), path
 
 
 def _children(pid: int) -> list[int]:
