@@ -190,6 +190,8 @@ def load_command(args: argparse.Namespace, spec: Any, report: Path, seconds: flo
             command.append("--star-hosts")
         if getattr(args, "deviate", None):
             command += ["--deviate", ",".join(args.deviate)]
+        if getattr(args, "vendor", None):
+            command += ["--vendor", args.vendor]
     return command, env
 
 
