@@ -137,9 +137,12 @@ def finish(config: Any, run_info: dict[str, Any]) -> None:
 def verdict_step(clause: str, status: str, message: str, repro: str | None = None) -> None:
     """A clause test's verdict as a step (failed when the clause FAILed), its repro attached.
 
-    A no-op without allure-pytest: no listener implements the hooks then."""
-    import allure
-    from allure_commons import plugin_manager
+    A no-op without allure-pytest: no listener implements the hooks then (or it is not installed)."""
+    try:
+        import allure
+        from allure_commons import plugin_manager
+    except ImportError:  # a plain install (no nfclease[report]): nothing to report to
+        return
 
     failure = ClauseFailure(redact_text(f"{clause} {status}: {message}")) if status == "FAIL" else None
     step = str(uuid.uuid4())
