@@ -136,12 +136,33 @@ def run_one(spec: ClientSpec, operation: str, values: dict[str, str], timeout: f
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        os.killpg(proc.pid, signal.SIGKILL)  # the client's own process group, started above
+        _kill_family(proc.pid)
         out, err = proc.communicate(timeout=30)
     return {"exit": None if timed_out else proc.returncode, "timed_out": timed_out,
             "seconds": round(time.monotonic() - started, 2),
             "stdout": out.decode("utf-8", "replace")[-OUTPUT_TAIL:],
             "stderr": err.decode("utf-8", "replace")[-OUTPUT_TAIL:]}
+
+
+def _kill_family(pid: int) -> None:
+    """Kill a client that overran its time, and every process it started, by id.
+
+    Its own process group goes first; descendants that left it (Ansible runs
+    its module in a new session) are found before and killed one by one, or
+    they would go on talking to the simulator during the next runs.
+    """
+    import psutil
+
+    try:
+        family = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        family = []
+    os.killpg(pid, signal.SIGKILL)  # the client's own process group, started by run_one
+    for child in family:
+        try:
+            child.kill()
+        except psutil.Error:
+            pass
 
 
 def _values(sim: Any, ovf: Path, workdir: Path, run_name: str) -> dict[str, str]:

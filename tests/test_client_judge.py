@@ -16,6 +16,7 @@ import json
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -263,3 +264,21 @@ def test_a_session_reused_across_runs_is_recorded_in_the_new_run(lab: Simulator,
     second = [json.loads(x)["call"] for p in (tmp_path / "second").glob("session-*.jsonl") for x in p.open()]
     assert "Login" in first and "Acquire" not in first
     assert second[:2] == ["Target", "Scenario"] and {"Acquire", "Abort", "Logout"} <= set(second)
+
+
+def test_a_client_that_overruns_is_killed_with_what_it_started(tmp_path: Path) -> None:
+    """Ansible runs its module in a new session: killing the client's process group alone would leave it."""
+    import psutil
+
+    script = ("import subprocess, sys, time; "
+              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'], start_new_session=True); "
+              "open(sys.argv[1], 'w').write(str(p.pid)); time.sleep(120)")
+    spec = ClientSpec("overrun", commands={"import": ["{python}", "-c", script, "{workdir}/pid"]})
+    result = run_one(spec, "import", {"python": sys.executable, "workdir": str(tmp_path)}, timeout=3)
+    assert result["timed_out"] and result["exit"] is None
+    grandchild = int((tmp_path / "pid").read_text())
+    for _ in range(50):  # bounded: the kill is asynchronous
+        if not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    assert not psutil.pid_exists(grandchild) or psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
