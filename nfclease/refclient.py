@@ -7,9 +7,9 @@ Credentials come from the URL or ``GOVC_USERNAME``/``GOVC_PASSWORD``. It does
 what the client clauses (``conformance/CLIENT-CLAUSES.md``) ask: waits for
 ready and stops at error, renews every min(2 s, leaseTimeout/4) from a thread
 that stops before Complete/Abort, uploads disks as streamOptimized VMDKs by
-POST and files by PUT, replaces ``*`` hosts, checks each device URL's
-``sslThumbprint``, Completes only after every device moved, and on any failure
-Aborts with a fault naming the cause. Every wait is bounded. Exit status 0
+POST and files by PUT (retrying once after a 503), replaces ``*`` hosts,
+checks each device URL's ``sslThumbprint``, Completes only after every device
+moved, and on any other failure Aborts with a fault naming the cause. Every wait is bounded. Exit status 0
 on success; 1 with one line ``nfclease-client: <category>: <what>`` on a
 failure (categories: ``lease``, ``transfer``, ``tls``, ``timeout``,
 ``target``); 2 for a bad invocation.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import ssl
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -29,6 +30,7 @@ from nfclease.target import WaitTimeout
 from nfclease.transfer import NfcHttpError, NfcTransportError
 
 RENEW_EVERY = 2.0  # seconds, as govmomi's lease updater; never more than leaseTimeout / 4
+RETRY_AFTER = 1.0  # seconds before the one retry of an upload answered 503 Service Unavailable
 
 
 class ClientError(Exception):
@@ -110,6 +112,17 @@ def _check_manifest(session: LeaseSession, moved: dict[str, Any], sha256: bool) 
             raise ClientError("transfer", f"{entry.key}: the bytes moved do not match the lease's manifest")
 
 
+def _upload(session: LeaseSession, url: Any, sha256: bool) -> Any:
+    """Upload one device; a 503 (the server is busy, not broken) is retried once, after a pause."""
+    try:
+        return session.upload(url, sha256=sha256)
+    except NfcHttpError as exc:
+        if exc.status != 503:
+            raise
+    time.sleep(RETRY_AFTER)
+    return session.upload(url, sha256=sha256)
+
+
 def import_disks(target: Any, stream: EventStream, disks: Sequence[int], files: int = 0, *,
                  transfer_timeout: float = 60.0, ready_timeout: float = 120.0) -> LeaseSession:
     """Import a VM with these disks (and files) through a lease, the way the clauses ask."""
@@ -119,7 +132,7 @@ def import_disks(target: Any, stream: EventStream, disks: Sequence[int], files: 
     def work() -> None:
         sha256 = _ask_sha256(session)
         session.expected_bytes()
-        sent = {url.key: session.upload(url, sha256=sha256) for url in session.device_urls()}
+        sent = {url.key: _upload(session, url, sha256) for url in session.device_urls()}
         _check_manifest(session, sent, sha256)
 
     run_lease(session, work, ready_timeout=ready_timeout)

@@ -104,7 +104,7 @@ OWN_REACTION = {
     "baseline": (0, None, "completed"),
     "eof-upload": (1, "transfer", "lease aborted"),
     "upload-500": (1, "transfer", "lease aborted"),
-    "upload-503": (1, "transfer", "lease aborted"),
+    "upload-503": (0, None, "completed"),  # retried once after the pause
     "stall": (1, "timeout", "lease aborted"),
     "timeout-mid-transfer": (1, "transfer", "Abort answered vim.fault.Timedout"),
     "error-while-waiting": (1, "lease", "InsufficientResourcesFault"),
@@ -132,6 +132,9 @@ def test_own_client_reacts_correctly_to_each_scenario(lab: Simulator, tmp_path: 
     assert "Traceback" not in result["stderr"]
     assert "FAIL" not in status.values(), {k: v.evidence for k, v in verdicts.items() if v.status == "FAIL"}
     assert outcome.status == "PASS", outcome.evidence
+    if scenario == "upload-503":  # the retry is in the recording: a refused upload, then a whole one
+        uploads = [v for v in verdicts["client.upload-method"].evidence]
+        assert uploads and "2 uploads" in uploads[0], uploads
     if scenario == "slow-progress":  # a transfer longer than leaseTimeout: renewal is what kept it alive
         assert status["client.renew"] == "PASS" and status["client.renew-margin"] == "PASS"
 
