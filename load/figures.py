@@ -151,25 +151,8 @@ def _summarize(recs: dict[str, list[list[Any]]], names: set[str]) -> dict[str, A
     active = (max(ends) - min(starts)) if starts else 0.0
     leases = len({r["moid"] for r in _rows(recs, "lease", names)})
 
-    soap: dict[str, dict[str, Any]] = {}
-    by_method: dict[str, list[float]] = defaultdict(list)
-    failures: dict[str, int] = defaultdict(int)
-    for row in soap_rows:
-        by_method[row["method"]].append(row["ms"])
-        if not row["ok"]:
-            failures[row["method"]] += 1
-    for method in sorted(by_method):
-        soap[method] = {**distribution(by_method[method], 2), "failures": failures.get(method, 0)}
-    all_soap = [ms for values in by_method.values() for ms in values]
-
-    nfc = {}
-    for direction, rows in (("upload", up), ("download", down)):
-        if rows:
-            nfc[direction] = {
-                "transfers": len(rows), "bytes": sum(x["bytes"] for x in rows),
-                "seconds": distribution([x["end"] - x["start"] for x in rows], 3),
-                "stream_mbps": round(sum(x["bytes"] for x in rows) / MB / max(1e-9, sum(x["end"] - x["start"] for x in rows)), 2),
-            }
+    soap, all_soap = _soap_latency(soap_rows)
+    nfc = _nfc_figures(up, down)
 
     expired = _rows(recs, "expired", names)
     unintended = {e["moid"] for e in expired if not e["deliberate"]}
@@ -180,13 +163,7 @@ def _summarize(recs: dict[str, list[list[Any]]], names: set[str]) -> dict[str, A
     for row in _rows(recs, "error", names):
         errors_by[f"{row['call']} {row['fault']}"] += 1
 
-    steady = 0.0
-    if span > 0:
-        lo = min(x["start"] for x in done) + STEADY_TRIM * span
-        hi = max(x["end"] for x in done) - STEADY_TRIM * span
-        moved = sum(x["bytes"] * max(0.0, min(hi, x["end"]) - max(lo, x["start"])) / max(1e-9, x["end"] - x["start"])
-                    for x in done)
-        steady = moved / MB / (hi - lo)
+    steady = _steady_mbps(done, span)
 
     out: dict[str, Any] = {
         "throughput_mbps": round(total / MB / span, 3) if span > 0 else 0.0,
@@ -214,17 +191,59 @@ def _summarize(recs: dict[str, list[list[Any]]], names: set[str]) -> dict[str, A
         "errors": dict(sorted(errors_by.items())),
     }
     if timeouts or _rows(recs, "noexpiry", names):
-        errs = [t["observed"] - t["advertised"] for t in timeouts]
-        advertised = sorted({t["advertised"] for t in timeouts})
-        out["timeout_accuracy"] = {
-            "samples": len(timeouts),
-            "advertised_s": advertised,
-            "error_s": distribution(errs, 4),                  # observed - advertised
-            "abs_error_s": distribution([abs(e) for e in errs], 4),
-            "uncertainty_s": distribution([t["uncertainty"] for t in timeouts], 4),
-            "not_expired": len(_rows(recs, "noexpiry", names)),
-        }
+        out["timeout_accuracy"] = _timeout_accuracy(timeouts, len(_rows(recs, "noexpiry", names)))
     return out
+
+
+def _soap_latency(soap_rows: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], list[float]]:
+    """Per SOAP method: the latency distribution (ms) and its failures; and every latency."""
+    soap: dict[str, dict[str, Any]] = {}
+    by_method: dict[str, list[float]] = defaultdict(list)
+    failures: dict[str, int] = defaultdict(int)
+    for row in soap_rows:
+        by_method[row["method"]].append(row["ms"])
+        if not row["ok"]:
+            failures[row["method"]] += 1
+    for method in sorted(by_method):
+        soap[method] = {**distribution(by_method[method], 2), "failures": failures.get(method, 0)}
+    return soap, [ms for values in by_method.values() for ms in values]
+
+
+def _nfc_figures(up: list[dict[str, Any]], down: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per direction: transfers, bytes, durations and the rate while streaming."""
+    nfc = {}
+    for direction, rows in (("upload", up), ("download", down)):
+        if rows:
+            nfc[direction] = {
+                "transfers": len(rows), "bytes": sum(x["bytes"] for x in rows),
+                "seconds": distribution([x["end"] - x["start"] for x in rows], 3),
+                "stream_mbps": round(sum(x["bytes"] for x in rows) / MB / max(1e-9, sum(x["end"] - x["start"] for x in rows)), 2),
+            }
+    return nfc
+
+
+def _steady_mbps(done: list[dict[str, Any]], span: float) -> float:
+    """MB/s over the transfer span without its first and last STEADY_TRIM (ramp up and down)."""
+    if span <= 0:
+        return 0.0
+    lo = min(x["start"] for x in done) + STEADY_TRIM * span
+    hi = max(x["end"] for x in done) - STEADY_TRIM * span
+    moved = sum(x["bytes"] * max(0.0, min(hi, x["end"]) - max(lo, x["start"])) / max(1e-9, x["end"] - x["start"])
+                for x in done)
+    return moved / MB / (hi - lo)
+
+
+def _timeout_accuracy(timeouts: list[dict[str, Any]], not_expired: int) -> dict[str, Any]:
+    """Observed - advertised leaseTimeout over the timeout-probe samples."""
+    errs = [t["observed"] - t["advertised"] for t in timeouts]
+    return {
+        "samples": len(timeouts),
+        "advertised_s": sorted({t["advertised"] for t in timeouts}),
+        "error_s": distribution(errs, 4),                  # observed - advertised
+        "abs_error_s": distribution([abs(e) for e in errs], 4),
+        "uncertainty_s": distribution([t["uncertainty"] for t in timeouts], 4),
+        "not_expired": not_expired,
+    }
 
 
 def _series(recs: dict[str, list[list[Any]]], names: set[str], bucket: float) -> dict[str, Any]:

@@ -57,34 +57,37 @@ class Step:
                 "saturated": self.saturated, "why": self.why}
 
 
+def _measure_step(records: dict[str, list[Any]], users: int, start: float, end: float, moves_data: bool) -> Step:
+    """One step's rate (MB/s, or calls/s when nothing moves data), p95, calls and failures after its warm-up."""
+    lo = start + WARMUP_FRACTION * (end - start)
+    seconds = max(1e-9, end - lo)
+    step = Step(users, start, end, unit="MB/s" if moves_data else "calls/s")
+    soap = [r for r in records["soap"] if lo <= r[3] < end]
+    xfers = [r for r in records["xfer"] if r[4] > lo and r[3] < end]
+    if moves_data:
+        moved = 0.0
+        for r in xfers:
+            if not r[5]:
+                continue
+            span = max(1e-9, r[4] - r[3])
+            overlap = max(0.0, min(end, r[4]) - max(lo, r[3]))
+            moved += r[2] * overlap / span
+        step.rate = moved / MB / seconds
+    else:
+        step.rate = len(soap) / seconds
+    step.p95_ms = percentile([r[2] for r in soap], 95)
+    step.calls = len(soap) + len([r for r in xfers if lo <= r[4] < end])
+    step.failures = len([r for r in soap if not r[4]]) + len([r for r in xfers if not r[5] and lo <= r[4] < end])
+    return step
+
+
 def find_knee(figures: Figures, windows: list[tuple[int, float, float]], *,
               min_efficiency: float = MIN_EFFICIENCY, latency_factor: float = LATENCY_FACTOR,
               max_failure_ratio: float = MAX_FAILURE_RATIO) -> dict[str, Any]:
     """The knee of a stepped run (see the module doc): ``{knee_users, reached, best_users, steps}``."""
     records = {kind: [r for r in rows if r[0] not in EXCLUDED] for kind, rows in figures.snapshot().items()}
     moves_data = any(r[5] and r[2] for r in records["xfer"])
-    steps: list[Step] = []
-    for users, start, end in windows:
-        lo = start + WARMUP_FRACTION * (end - start)
-        seconds = max(1e-9, end - lo)
-        step = Step(users, start, end, unit="MB/s" if moves_data else "calls/s")
-        soap = [r for r in records["soap"] if lo <= r[3] < end]
-        xfers = [r for r in records["xfer"] if r[4] > lo and r[3] < end]
-        if moves_data:
-            moved = 0.0
-            for r in xfers:
-                if not r[5]:
-                    continue
-                span = max(1e-9, r[4] - r[3])
-                overlap = max(0.0, min(end, r[4]) - max(lo, r[3]))
-                moved += r[2] * overlap / span
-            step.rate = moved / MB / seconds
-        else:
-            step.rate = len(soap) / seconds
-        step.p95_ms = percentile([r[2] for r in soap], 95)
-        step.calls = len(soap) + len([r for r in xfers if lo <= r[4] < end])
-        step.failures = len([r for r in soap if not r[4]]) + len([r for r in xfers if not r[5] and lo <= r[4] < end])
-        steps.append(step)
+    steps = [_measure_step(records, users, start, end, moves_data) for users, start, end in windows]
 
     knee: Step | None = None
     for i, step in enumerate(steps):
