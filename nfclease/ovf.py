@@ -197,6 +197,14 @@ def _render(entity: str, disks: tuple[OvfDiskItem, ...], files: tuple[OvfFileIte
         "        <vssd:VirtualSystemType>vmx-10</vssd:VirtualSystemType>",
         "      </System>",
     ]
+    out += _hardware(disks, files, memory_mb)
+    out += ["    </VirtualHardwareSection>", "  </VirtualSystem>", "</Envelope>", ""]
+    return "\n".join(out)
+
+
+def _hardware(disks: tuple[OvfDiskItem, ...], files: tuple[OvfFileItem, ...], memory_mb: int) -> list[str]:
+    """The VirtualHardwareSection's items: CPU, memory, SCSI controllers and disks, IDE and CD drives, NVRAM."""
+    out: list[str] = []
     instance = itertools.count(1)
     out += _item(next(instance), "1 virtual CPU(s)", 3, quantity=1, units="hertz * 10^6")
     out += _item(next(instance), f"{memory_mb}MB of memory", 4, quantity=memory_mb, units="byte * 2^20")
@@ -222,8 +230,7 @@ def _render(entity: str, disks: tuple[OvfDiskItem, ...], files: tuple[OvfFileIte
     for f in files:
         if f.kind == "nvram":
             out.append(f'      <vmw:ExtraConfig ovf:required="false" vmw:key="nvram" vmw:value="ovf:/file/{f.file_id}"/>')
-    out += ["    </VirtualHardwareSection>", "  </VirtualSystem>", "</Envelope>", ""]
-    return "\n".join(out)
+    return out
 
 
 def _item(instance: int, name: str, resource_type: int, *, subtype: str | None = None,
