@@ -160,6 +160,40 @@ def _live(environment: Environment, previous: dict[str, Any], started: float, sp
             "workers": environment.runner.worker_count if isinstance(environment.runner, MasterRunner) else 0}
 
 
+def _await_workers(runner: Any, procs: list[subprocess.Popen[bytes]], logs: list[Path], spec: RunSpec) -> None:
+    """Wait (bounded) until every worker connected; a dead one, or the deadline, raises with their logs."""
+    deadline = time.monotonic() + spec.worker_start_timeout
+    while runner.worker_count < spec.workers:
+        dead = [p for p in procs if p.poll() is not None]
+        if dead or time.monotonic() >= deadline:
+            tails = "\n".join(path.read_text(errors="replace")[-2000:] for path in logs)
+            raise RuntimeError(f"{runner.worker_count}/{spec.workers} workers connected "
+                               f"({len(dead)} exited):\n{tails}")
+        gevent.sleep(0.1)
+
+
+def _drive(runner: Any, environment: Any, spec: RunSpec) -> tuple[float, float]:
+    """Start the users (or the shape), tick until the duration passed (bounded); return (started, ended)."""
+    started = time.monotonic()
+    if spec.shape is not None:
+        runner.start_shape()
+        total = spec.shape.total_seconds
+    else:
+        runner.start(spec.users, spawn_rate=spec.spawn_rate)
+        total = spec.duration
+    live: dict[str, Any] = {}
+    for _ in range(int(total / 0.25) + 200):
+        if time.monotonic() - started >= total + (5.0 if spec.shape else 0.0):
+            break
+        if spec.shape is not None and runner.state == STATE_STOPPED:
+            break
+        gevent.sleep(0.25)
+        if spec.on_tick is not None:
+            live = _live(environment, live, started, spec)
+            spec.on_tick(live)
+    return started, time.monotonic()
+
+
 def run_load(spec: RunSpec) -> RunResult:
     """Run one load test as ``spec`` says; return its figures (bounded in time throughout)."""
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter, stats_history
@@ -189,37 +223,13 @@ def run_load(spec: RunSpec) -> RunResult:
         spec.on_environment(environment)
     try:
         if spec.workers:
-            deadline = time.monotonic() + spec.worker_start_timeout
-            while runner.worker_count < spec.workers:  # type: ignore[attr-defined]
-                dead = [p for p in procs if p.poll() is not None]
-                if dead or time.monotonic() >= deadline:
-                    tails = "\n".join(path.read_text(errors="replace")[-2000:] for path in logs)
-                    raise RuntimeError(f"{runner.worker_count}/{spec.workers} workers connected "  # type: ignore[attr-defined]
-                                       f"({len(dead)} exited):\n{tails}")
-                gevent.sleep(0.1)
+            _await_workers(runner, procs, logs, spec)
         if spec.report_dir is not None:
             spec.report_dir.mkdir(parents=True, exist_ok=True)
             csv_writer = StatsCSVFileWriter(environment, PERCENTILES_TO_REPORT, str(spec.report_dir / "locust"))
             greenlets.append(gevent.spawn(csv_writer.stats_writer))
         greenlets.append(gevent.spawn(stats_history, runner))
-        started = time.monotonic()
-        if spec.shape is not None:
-            runner.start_shape()
-            total = spec.shape.total_seconds
-        else:
-            runner.start(spec.users, spawn_rate=spec.spawn_rate)
-            total = spec.duration
-        live: dict[str, Any] = {}
-        for _ in range(int(total / 0.25) + 200):
-            if time.monotonic() - started >= total + (5.0 if spec.shape else 0.0):
-                break
-            if spec.shape is not None and runner.state == STATE_STOPPED:
-                break
-            gevent.sleep(0.25)
-            if spec.on_tick is not None:
-                live = _live(environment, live, started, spec)
-                spec.on_tick(live)
-        ended = time.monotonic()
+        started, ended = _drive(runner, environment, spec)
         runner.stop()
         if isinstance(runner, MasterRunner):
             gevent.sleep(WORKER_REPORT_INTERVAL + 0.5)  # the workers' last figures ride on a stats report
