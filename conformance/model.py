@@ -256,7 +256,8 @@ class Model(TableJudging, ValueChecks):
         obs = T.observed(event.call, event.outcome, event.value, event.fault)
         j = self._judge(lease, event, case, obs)
         j.checks += [self._check(*f) for f in observable_findings(event, case, obs, j.before, kind=lease.kind,
-                                                                     pull_supported=lease.pull_supported)]
+                                                                     pull_supported=lease.pull_supported,
+                                                                     devices=lease.devices)]
         value = event.value if isinstance(event.value, Mapping) else {}
         post = lease.possible
         if obs.kind == "ok":

@@ -14,7 +14,9 @@ an accepted outcome carries, where a wrong server would otherwise pass:
   the device URL's host served another certificate than its sslThumbprint
   -> ``transfer.thumbprint``;
 * a device whose bytes were transferred has its manifest entry, on imports too
-  -> ``manifest.entries`` (see :func:`unlisted_transfers`).
+  (see :func:`unlisted_transfers`), and an entry's ``disk`` is its device
+  URL's -> ``manifest.entries``;
+* disk device URLs carry no ``fileSize`` (FIELD-NOTES) -> ``state.ready-info``.
 
 Each check is a :data:`Finding` the model turns into a judged check; this
 module reads events only (no target, no simulator).
@@ -36,10 +38,15 @@ DOWNLOAD_SUCCESS = (200,)
 
 
 def findings(event: Any, case: str, obs: Observed, before: Iterable[str], *, kind: str | None,
-             pull_supported: bool | None) -> list[Finding]:
-    """Every value check that applies to one judged lease-call event."""
+             pull_supported: bool | None, devices: Mapping[str, Mapping[str, Any]] | None = None) -> list[Finding]:
+    """Every value check that applies to one judged lease-call event (``devices``: the lease's
+    deviceUrl entries by key, as the last ready Read showed them)."""
     value = event.value if isinstance(event.value, Mapping) else {}
     out: list[Finding] = []
+    if obs.kind == "ok" and case == "Read" and value.get("state") == "ready":
+        out += _disk_file_sizes(value.get("info"))
+    if obs.kind == "ok" and case == "GetManifest" and isinstance(event.value, list):
+        out += _manifest_disk_flags(event.value, devices or {})
     if obs.kind == "ok" and case == "Upload":
         out += _upload(event, value)
     if event.fault == "client.ThumbprintMismatch" and case in ("Upload", "Download", "Transfer:wrong-direction"):
@@ -54,6 +61,29 @@ def findings(event: Any, case: str, obs: Observed, before: Iterable[str], *, kin
         if case == "PullFromUrls:untrusted":
             out += _ssl_verify(event, obs, value)
     return out
+
+
+def _disk_file_sizes(info: Any) -> list[Finding]:
+    """FIELD-NOTES: deviceUrl ``fileSize`` is "only for non-disk files"; "disks carry no fileSize"."""
+    urls = info.get("deviceUrl") if isinstance(info, Mapping) else None
+    sized = [str(u.get("key")) for u in urls or () if isinstance(u, Mapping) and u.get("disk") is True
+             and u.get("fileSize") is not None]
+    if not urls:
+        return []
+    return [("state.ready-info", not sized, "no fileSize on disk device URLs", ", ".join(sized) or "none",
+             f"deviceUrl entries of disks carry a fileSize: {', '.join(sized)}")]
+
+
+def _manifest_disk_flags(entries: list[Any], devices: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
+    """A manifest entry's ``disk`` is its device URL's ``disk``."""
+    wrong = [str(e.get("key")) for e in entries if isinstance(e, Mapping) and isinstance(e.get("disk"), bool)
+             and isinstance(devices.get(str(e.get("key")), {}).get("disk"), bool)
+             and e["disk"] != devices[str(e["key"])]["disk"]]
+    judged = any(isinstance(e, Mapping) and str(e.get("key")) in devices for e in entries)
+    if not judged:
+        return []
+    return [("manifest.entries", not wrong, "entry.disk as the deviceUrl's disk", ", ".join(wrong) or "as announced",
+             f"manifest entries whose disk flag is not their deviceUrl's: {', '.join(wrong)}")]
 
 
 def _upload(event: Any, value: Mapping[str, Any]) -> list[Finding]:

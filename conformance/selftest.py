@@ -94,6 +94,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "manifest_wrong_size": ("manifest.entries",),
     "manifest_missing_entry": ("manifest.entries",),
     "manifest_extra_entry": ("manifest.entries",),
+    "manifest_disk_flag_wrong": ("manifest.entries",),
+    "disk_file_size": ("state.ready-info",),
     "checksum_type_ignored": ("checksum.type",),
     "checksum_wrong_sha256": ("checksum.type",),
     "checksum_invalid_accepted": ("checksum.invalid",),

@@ -101,3 +101,17 @@ def test_a_transfer_the_client_refused_for_a_thumbprint_mismatch_fails_transfer_
     v = verdicts(s.events)
     assert status(v, "transfer.thumbprint") == "FAIL"
     assert [c for c, r in v.items() if r.status == "FAIL"] == ["transfer.thumbprint"]
+
+
+def test_disk_device_urls_carry_no_file_size_and_manifest_disk_flags_match_them() -> None:
+    s = Script()
+    s.ready_export()
+    s.call("GetManifest", value=[{"key": KEY, "sha1": "", "size": 0, "disk": False}])  # manifest_disk_flag_wrong
+    v = verdicts(s.events)
+    assert status(v, "manifest.entries") == "FAIL" and "disk flag" in v["manifest.entries"].message
+    sized = Script()
+    sized.acquire()
+    event = sized.read("ready")
+    event.value["info"]["deviceUrl"][0]["fileSize"] = 4 << 20  # disk_file_size
+    v = verdicts(sized.events)
+    assert status(v, "state.ready-info") == "FAIL" and "carry a fileSize" in v["state.ready-info"].message

@@ -100,6 +100,9 @@ _ENTRIES = (
     Deviation("manifest_wrong_size", "manifest", "GetManifest reports each transferred file one byte longer"),
     Deviation("manifest_missing_entry", "manifest", "GetManifest leaves out the entry of the lease's last device"),
     Deviation("manifest_extra_entry", "manifest", "GetManifest adds an entry for a key that is no deviceUrl key"),
+    Deviation("manifest_disk_flag_wrong", "manifest",
+              "GetManifest marks disks as files and files as disks (entry.disk inverted)"),
+    Deviation("disk_file_size", "initializing", "deviceUrl entries of disks carry a fileSize (their capacity)"),
     # -- checksum type
     Deviation("checksum_type_ignored", "checksum",
               "SetManifestChecksumType is accepted but ignored: the manifest stays sha1 only"),

@@ -64,6 +64,13 @@ def _advertised_timeout(lease: "Lease") -> int:
     return max(1, int(timeout))
 
 
+def _file_size(lease: "Lease", device: Any) -> int | None:
+    """Non-disk files only (DELIBERATE DEVIATION disk_file_size: disks carry their capacity too)."""
+    if device.disk:
+        return device.capacity_kb * 1024 if lease.deviation("disk_file_size") else None
+    return device.file_size
+
+
 def build_info(lease: "Lease") -> vim.HttpNfcLease.Info:
     """``info`` of a lease that just became ready: device URLs, entity, leaseTimeout, host map."""
     manager = lease.manager
@@ -71,7 +78,7 @@ def build_info(lease: "Lease") -> vim.HttpNfcLease.Info:
         key=d.key, importKey="" if lease.deviation("import_key_missing") else d.import_key,
         url=lease.device_url(d),
         sslThumbprint=_announced_thumbprint(lease), disk=d.disk, targetId=d.target_id,
-        datastoreKey=manager.datastore_key, fileSize=None if d.disk else d.file_size)
+        datastoreKey=manager.datastore_key, fileSize=_file_size(lease, d))
         for d in lease.devices]
     host = vim.HttpNfcLease.HostInfo(url=f"https://{manager.url_host}", sslThumbprint=manager.thumbprint)
     return vim.HttpNfcLease.Info(

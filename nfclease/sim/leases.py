@@ -364,7 +364,8 @@ class Lease(MObject):
                 size += 1  # DELIBERATE DEVIATION: one byte more than was transferred
             entry = vim.HttpNfcLease.ManifestEntry(
                 key=device.key, sha1=sha1, size=size,
-                disk=device.disk, capacity=device.capacity_kb * 1024 if device.disk else None,
+                disk=device.disk != self.deviation("manifest_disk_flag_wrong"),  # DELIBERATE DEVIATION when set
+                capacity=device.capacity_kb * 1024 if device.disk else None,
                 populatedSize=device.bytes_transferred if device.disk else None)
             algorithm = device.wanted.get("type")
             if algorithm:
