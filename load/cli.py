@@ -197,6 +197,63 @@ def summary_table(figures: dict[str, Any], console: Any) -> None:
     console.print(table)
 
 
+def _run_once(args: argparse.Namespace, reach: LoadTarget, selection: dict[str, int], duration: float,
+              options: LoadOptions, report_dir: Path, index: int, repeat: int) -> RunResult:
+    """One of the ``--repeat`` runs, with its live progress line."""
+    shape = None
+    if args.step_shape:
+        steps = doubling_steps(args.users)
+        shape = StepShape(steps, duration / len(steps), args.spawn_rate)
+    spec = RunSpec(host=reach.host, selection=selection, users=args.users, spawn_rate=args.spawn_rate,
+                   duration=duration, workers=args.workers, options=options, username=reach.username,
+                   password=reach.password, shape=shape, report_dir=report_dir)
+    label = f"run {index + 1}/{repeat}" if repeat > 1 else "load"
+    progress = LiveProgress(f"{label} {','.join(selection)}", shape.total_seconds if shape else duration)
+    spec.on_tick = progress.tick
+    with progress:
+        return run_load(spec)
+
+
+def _report(args: argparse.Namespace, results: list[RunResult], run_info: dict[str, Any], selection: dict[str, int],
+            baseline: Any, tolerance: float, report_dir: Path, display: str, console: Any) -> int:
+    """load.json, Locust's reports, the plot, the tables and the gate; the exit status."""
+    last, repeat = results[-1], len(results)
+    metrics = combine(r.summary for r in results)
+    extra: dict[str, Any] = {"repeats": {"runs": repeat, "metrics": {n: m.as_dict() for n, m in sorted(metrics.items())}}}
+    if last.knee is not None:
+        extra["knee"] = {k: v for k, v in last.knee.items() if k != "windows"}
+    rc = 0
+    rows = None
+    if baseline is not None:
+        rows = compare(baseline, metrics, tolerance)
+        extra["gate"] = {"baseline": str(args.baseline), "tolerance": tolerance,
+                         "rows": [r.as_dict() for r in rows], "regressions": len(regressions(rows))}
+    write_load_json(report_dir / "load.json", run_info, last.summary, extra)
+    write_locust_reports(last.environment, report_dir)
+    plot(last.summary.get("series") or {}, report_dir / "load.png",
+         title=f"{','.join(selection)} - {args.users} users - {display}", knee=last.knee)
+    summary_table(last.summary, console)
+    if last.knee is not None:
+        console.print(describe_knee(last.knee))
+    if args.save_baseline:
+        Baseline(metrics, run_info).save(args.save_baseline)
+        console.print(f"baseline saved to {args.save_baseline} ({repeat} run(s), medians)")
+    if rows is not None:
+        print_table(rows, console, title=f"regression gate vs {args.baseline} (tolerance {tolerance * 100:g}% "
+                                         f"+ half the observed spread)")
+        if regressions(rows):
+            console.print(f"[bold red]{len(regressions(rows))} regression(s)[/]")
+            rc = 1
+        else:
+            console.print("[green]no regression[/]")
+    corrupted = last.summary.get("aggregate", {}).get("bytes_corrupted", 0)
+    if corrupted:
+        console.print(f"[bold red]{corrupted} bytes corrupted[/]")
+        rc = 1
+    console.print(f"reports in {report_dir}/ (load.json, locust_stats.csv, locust.html, load.png)")
+    return rc
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -228,20 +285,8 @@ def run(args: argparse.Namespace) -> int:
             except Exception as exc:
                 errors.print(f"nfclease load: cannot reach {reach.display}: {type(exc).__name__}: {exc}")
                 return 2
-            results: list[RunResult] = []
-            for index in range(repeat):
-                shape = None
-                if args.step_shape:
-                    steps = doubling_steps(args.users)
-                    shape = StepShape(steps, duration / len(steps), args.spawn_rate)
-                spec = RunSpec(host=reach.host, selection=selection, users=args.users, spawn_rate=args.spawn_rate,
-                               duration=duration, workers=args.workers, options=options, username=reach.username,
-                               password=reach.password, shape=shape, report_dir=report_dir)
-                label = f"run {index + 1}/{repeat}" if repeat > 1 else "load"
-                progress = LiveProgress(f"{label} {','.join(selection)}", shape.total_seconds if shape else duration)
-                spec.on_tick = progress.tick
-                with progress:
-                    results.append(run_load(spec))
+            results = [_run_once(args, reach, selection, duration, options, report_dir, index, repeat)
+                       for index in range(repeat)]
             # a worker that died left its imports: wait out its leases (about leaseTimeout) and remove them
             sweep_run(reach, wait=(reach.lease_timeout or 300.0) + 10.0, errors=errors)
             last = results[-1]
@@ -258,40 +303,7 @@ def run(args: argparse.Namespace) -> int:
         errors.print(f"nfclease load: {type(exc).__name__}: {exc}")
         return 2
 
-    metrics = combine(r.summary for r in results)
-    extra: dict[str, Any] = {"repeats": {"runs": repeat, "metrics": {n: m.as_dict() for n, m in sorted(metrics.items())}}}
-    if last.knee is not None:
-        extra["knee"] = {k: v for k, v in last.knee.items() if k != "windows"}
-    rc = 0
-    rows = None
-    if baseline is not None:
-        rows = compare(baseline, metrics, tolerance)
-        extra["gate"] = {"baseline": str(args.baseline), "tolerance": tolerance,
-                         "rows": [r.as_dict() for r in rows], "regressions": len(regressions(rows))}
-    write_load_json(report_dir / "load.json", run_info, last.summary, extra)
-    write_locust_reports(last.environment, report_dir)
-    plot(last.summary.get("series") or {}, report_dir / "load.png",
-         title=f"{','.join(selection)} - {args.users} users - {reach.display}", knee=last.knee)
-    summary_table(last.summary, console)
-    if last.knee is not None:
-        console.print(describe_knee(last.knee))
-    if args.save_baseline:
-        Baseline(metrics, run_info).save(args.save_baseline)
-        console.print(f"baseline saved to {args.save_baseline} ({repeat} run(s), medians)")
-    if rows is not None:
-        print_table(rows, console, title=f"regression gate vs {args.baseline} (tolerance {tolerance * 100:g}% "
-                                         f"+ half the observed spread)")
-        if regressions(rows):
-            console.print(f"[bold red]{len(regressions(rows))} regression(s)[/]")
-            rc = 1
-        else:
-            console.print("[green]no regression[/]")
-    corrupted = last.summary.get("aggregate", {}).get("bytes_corrupted", 0)
-    if corrupted:
-        console.print(f"[bold red]{corrupted} bytes corrupted[/]")
-        rc = 1
-    console.print(f"reports in {report_dir}/ (load.json, locust_stats.csv, locust.html, load.png)")
-    return rc
+    return _report(args, results, run_info, selection, baseline, tolerance, report_dir, reach.display, console)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
