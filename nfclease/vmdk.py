@@ -78,6 +78,54 @@ def _stored_block_header(length: int, final: bool) -> bytes:
     return struct.pack("<BHH", 1 if final else 0, length, length ^ 0xFFFF)
 
 
+def _check_parameters(capacity: int, compresslevel: int, grain_size: int, adapter_type: str, name: str) -> None:
+    """Refuse a disk the format cannot hold, naming what is wrong."""
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
+    if capacity <= 0 or capacity % SECTOR_SIZE or capacity > MAX_CAPACITY:
+        raise ValueError(f"capacity must be a positive multiple of {SECTOR_SIZE} up to 64 TiB, got {capacity}")
+    if not 0 <= compresslevel <= 9:
+        raise ValueError(f"compresslevel must be 0..9, got {compresslevel}")
+    if grain_size < 4096 or grain_size > MAX_GRAIN_SECTORS * SECTOR_SIZE or grain_size & (grain_size - 1):
+        raise ValueError(f"grain_size must be a power of two from 4 KiB to 1 MiB, got {grain_size}")
+    if adapter_type not in ("ide", "buslogic", "lsilogic", "legacyESX", "pvscsi", "lsisas1068"):
+        raise ValueError(f"unknown adapter type {adapter_type!r}")
+    if re.search(r'["\r\n\x00]', name):
+        raise ValueError(f"extent name {name!r} cannot hold quotes, newlines or NULs")
+
+
+def _descriptor_text(capacity: int, name: str, adapter_type: str, identity: str) -> str:
+    """The embedded descriptor of a monolithic streamOptimized extent; CID and content ID derive from ``identity``."""
+    sectors = capacity // SECTOR_SIZE
+    ident = hashlib.sha1(identity.encode()).hexdigest()
+    cid = int(ident[:8], 16)
+    if cid == 0xFFFFFFFF:  # reserved: "no parent"
+        cid = 0xFFFFFFFE
+    heads, cyl_max = (16, 16383) if adapter_type == "ide" else (255, 65535)
+    cylinders = max(1, min(sectors // (heads * 63), cyl_max))
+    return (
+        "# Disk DescriptorFile\n"
+        "version=1\n"
+        'encoding="UTF-8"\n'
+        f"CID={cid:08x}\n"
+        "parentCID=ffffffff\n"
+        'createType="streamOptimized"\n'
+        "\n"
+        "# Extent description\n"
+        f'RW {sectors} SPARSE "{name}"\n'
+        "\n"
+        "# The Disk Data Base\n"
+        "#DDB\n"
+        "\n"
+        f'ddb.adapterType = "{adapter_type}"\n'
+        f'ddb.geometry.cylinders = "{cylinders}"\n'
+        f'ddb.geometry.heads = "{heads}"\n'
+        'ddb.geometry.sectors = "63"\n'
+        f'ddb.longContentID = "{ident[8:40]}"\n'
+        'ddb.virtualHWVersion = "4"\n'
+    )
+
+
 class StreamOptimizedDisk:
     """A streamOptimized VMDK stream of ``pattern`` content, generated on demand.
 
@@ -109,18 +157,7 @@ class StreamOptimizedDisk:
         name: str = "disk.vmdk",
         record_sha1: bool = True,
     ) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int):
-            raise TypeError(f"capacity must be an int, got {type(capacity).__name__}")
-        if capacity <= 0 or capacity % SECTOR_SIZE or capacity > MAX_CAPACITY:
-            raise ValueError(f"capacity must be a positive multiple of {SECTOR_SIZE} up to 64 TiB, got {capacity}")
-        if not 0 <= compresslevel <= 9:
-            raise ValueError(f"compresslevel must be 0..9, got {compresslevel}")
-        if grain_size < 4096 or grain_size > MAX_GRAIN_SECTORS * SECTOR_SIZE or grain_size & (grain_size - 1):
-            raise ValueError(f"grain_size must be a power of two from 4 KiB to 1 MiB, got {grain_size}")
-        if adapter_type not in ("ide", "buslogic", "lsilogic", "legacyESX", "pvscsi", "lsisas1068"):
-            raise ValueError(f"unknown adapter type {adapter_type!r}")
-        if re.search(r'["\r\n\x00]', name):
-            raise ValueError(f"extent name {name!r} cannot hold quotes, newlines or NULs")
+        _check_parameters(capacity, compresslevel, grain_size, adapter_type, name)
         self.capacity = capacity
         self.pattern = pattern if isinstance(pattern, ContentPattern) else ContentPattern(pattern)
         self.compresslevel = compresslevel
@@ -159,35 +196,8 @@ class StreamOptimizedDisk:
     # -- metadata ------------------------------------------------------------
 
     def _make_descriptor(self) -> str:
-        sectors = self.capacity // SECTOR_SIZE
-        ident = hashlib.sha1(f"{self.pattern.spec}|{self.pattern.seed}|{self.capacity}|"
-                             f"{self.compresslevel}|{self.grain_size}".encode()).hexdigest()  # fmt: skip
-        cid = int(ident[:8], 16)
-        if cid == 0xFFFFFFFF:  # reserved: "no parent"
-            cid = 0xFFFFFFFE
-        heads, cyl_max = (16, 16383) if self.adapter_type == "ide" else (255, 65535)
-        cylinders = max(1, min(sectors // (heads * 63), cyl_max))
-        return (
-            "# Disk DescriptorFile\n"
-            "version=1\n"
-            'encoding="UTF-8"\n'
-            f"CID={cid:08x}\n"
-            "parentCID=ffffffff\n"
-            'createType="streamOptimized"\n'
-            "\n"
-            "# Extent description\n"
-            f'RW {sectors} SPARSE "{self.name}"\n'
-            "\n"
-            "# The Disk Data Base\n"
-            "#DDB\n"
-            "\n"
-            f'ddb.adapterType = "{self.adapter_type}"\n'
-            f'ddb.geometry.cylinders = "{cylinders}"\n'
-            f'ddb.geometry.heads = "{heads}"\n'
-            'ddb.geometry.sectors = "63"\n'
-            f'ddb.longContentID = "{ident[8:40]}"\n'
-            'ddb.virtualHWVersion = "4"\n'
-        )
+        identity = f"{self.pattern.spec}|{self.pattern.seed}|{self.capacity}|{self.compresslevel}|{self.grain_size}"
+        return _descriptor_text(self.capacity, self.name, self.adapter_type, identity)
 
     def header(self, gd_offset: int = GD_AT_END) -> HeaderInfo:
         """The header; the stream's first sector has ``GD_AT_END``, the footer the real offset."""
