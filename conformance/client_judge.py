@@ -217,8 +217,8 @@ def check_complete_all(track: LeaseTrack) -> tuple[Status, str] | None:
     completes = track.calls(V.COMPLETE)
     if track.kind != "import" or not completes or not track.devices():
         return None
-    done = {str(e.args.get("device")) for e in track.calls(V.UPLOAD)
-            if e.outcome == "ok" and e.seq < completes[0].seq}
+    done = {str(e.args.get("device")) for e in track.calls(V.UPLOAD)  # begun before Complete: done before it
+            if e.outcome == "ok" and e.start < completes[0].start}
     missing = [d["key"] for d in track.devices() if d["key"] not in done]
     if missing:
         return "FAIL", f"{track.name}: Complete with {len(missing)} of {len(track.devices())} devices not uploaded " \
@@ -363,7 +363,10 @@ def tracks(sessions: Sequence[tuple[str, Sequence[Event]]]) -> list[LeaseTrack]:
         target = next((e.value for e in events if e.call == V.TARGET and isinstance(e.value, dict)), {})
         scenario = next((e.value for e in reversed(events) if e.call == "Scenario" and isinstance(e.value, dict)), {})
         by_lease: dict[str, list[Event]] = {}
-        for event in sorted(events, key=lambda e: e.seq):
+        # in the order the server finished them: a record written a moment after the answer it gave
+        # (an upload's) still comes before what the client did on that answer
+        for order, event in enumerate(sorted(events, key=lambda e: (e.end, e.seq)), 1):
+            event.seq = order
             if event.lease:
                 by_lease.setdefault(event.lease, []).append(event)
         found += [LeaseTrack(f"{name}:{lease}", evs, target, scenario) for lease, evs in by_lease.items()]

@@ -131,6 +131,7 @@ class NfcRequestHandler(Http1Handler):
     server: SimHTTPServer
 
     status_sent: int | None = None  # the status of the answer sent, if any
+    answered_at: float | None = None  # when that answer went out
     body: Any = None  # what an upload read its body from (it counts the bytes)
 
     def request_timeout(self) -> float:
@@ -363,7 +364,7 @@ class NfcRequestHandler(Http1Handler):
 
     def _nfc(self, action: Any) -> None:
         """Run an NFC request and tell the hooks how it ended (the recorder writes it down)."""
-        self.answer, self.body, self.status_sent = None, None, None
+        self.answer, self.body, self.status_sent, self.answered_at = None, None, None, None
         started = time.monotonic()
         try:
             action()
@@ -388,11 +389,12 @@ class NfcRequestHandler(Http1Handler):
         if moved is None and call == "Download" and status == 200:
             moved = device.bytes_transferred
         value = {"bytes": moved, "injected": getattr(self.body, "kind", "") or ""}
-        service.leases.hooks.transfer_done(lease, device, call, headers, status, value, message, started,
-                                           time.monotonic())
+        # an upload ends when it is answered: the client may act on the answer before this thread gets here
+        ended = self.answered_at if call == "Upload" and self.answered_at else time.monotonic()
+        service.leases.hooks.transfer_done(lease, device, call, headers, status, value, message, started, ended)
 
     def send_response(self, code: int, message: str | None = None) -> None:
-        self.status_sent = code
+        self.status_sent, self.answered_at = code, time.monotonic()
         super().send_response(code, message)
 
     def _nfc_download(self) -> None:
