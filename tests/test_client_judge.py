@@ -80,7 +80,7 @@ DEFECTS = [
 @pytest.mark.parametrize("defect,scenario,clause", DEFECTS)
 def test_each_defect_is_flagged_under_its_clause(lab: Simulator, tmp_path: Path, defect: str, scenario: str,
                                                  clause: str) -> None:
-    timeout = 8.0 if defect == "wait-forever" else 60.0  # it never ends: killed after judging material
+    timeout = 12.0 if defect == "wait-forever" else 60.0  # it never ends: killed after judging material
     result, status, (_outcome, verdicts) = run_recorded(lab, tmp_path, scenario, BAD + [defect], timeout)
     assert status[clause] == "FAIL", (verdicts[clause], result["stderr"])
     assert verdicts[clause].evidence and "L1" in verdicts[clause].evidence[0]
