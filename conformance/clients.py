@@ -223,8 +223,8 @@ def summarise(cells: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0] if __doc__ else None
-    parser.epilog = __doc__.split("\n\n", 1)[1] if __doc__ else None
+    parser.description = __doc__.split("\n\n")[0].replace("``", "") if __doc__ else None
+    parser.epilog = __doc__.split("\n\n", 1)[1].replace("``", "") if __doc__ else None
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--clients", type=Path, default=DEFAULT_CLIENTS, help="the clients YAML file")
     parser.add_argument("--client", action="append", default=None, help="only this client (repeatable)")

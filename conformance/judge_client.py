@@ -24,7 +24,7 @@ from conformance.client_judge import Verdict, judge, judge_outcome, load_session
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0] if __doc__ else None
+    parser.description = __doc__.split("\n\n")[0].replace("``", "") if __doc__ else None
     parser.epilog = "example: nfclease judge-client rec/session-*.jsonl --exit-code 0"
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("sessions", nargs="+", help="session files written by `nfclease sim --record DIR`")
