@@ -190,6 +190,12 @@ class ValueChecks:
         if any(tr.source == "pull" for tr in lease.transfers.values()):
             checks.append(self._check("pull.transfer", not pull_problems, "manifest matches the pulled sources",
                                       "; ".join(pull_problems) or "matches", "; ".join(pull_problems)))
+        checks += self._manifest_checksums(lease, keys)
+        return checks
+
+    def _manifest_checksums(self, lease: LeaseModel, keys: list[str]) -> list[Check]:
+        """checksum.type: the entries whose sha256 checksum was requested carry the digest of the bytes."""
+        checks: list[Check] = []
         for key, (alg, before) in lease.checksum_requested.items():
             entry = lease.manifest.get(key) if key in keys else None
             if alg != "sha256" or entry is None:

@@ -25,27 +25,7 @@ class TableJudging:
 
     def _judge(self, lease: LeaseModel, event: Event, case: str, obs: Observed) -> Judgement:
         """Judge the outcome against the table rows of every state the lease may be in."""
-        possible = set(lease.possible)
-        if event.start < lease.last_end:  # overlapping calls: either order is possible
-            possible |= lease.prev_possible
-        if T.INITIALIZING in possible:  # the server leaves initializing on its own
-            possible.add(T.READY)
-        timing = self._timing(lease, event) if T.READY in possible else None
-        forced = None
-        if timing == "expired":
-            possible.discard(T.READY)
-            possible.add(T.EXPIRED)
-            forced = "expired"
-        elif timing == "window":
-            possible.add(T.EXPIRED)
-        elif timing == "alive" and possible == {T.READY}:
-            forced = "alive"
-        elif timing is None and T.READY in possible and lease.lease_timeout is None and (
-                self.timeout_hint is None or event.end >= lease.acquired_at + 0.5 * self.timeout_hint):
-            # no ready Read showed this lease's leaseTimeout yet: it may have become ready and
-            # expired unseen -- unless it is young compared with the timeouts other leases of
-            # the target showed (half of the last one: leases of one server share a timeout)
-            possible.add(T.EXPIRED)
+        possible, forced = self._possible_states(lease, event)
         before = tuple(sorted(possible))
         entity = T.CALLS[case].entity
         rows = {s: T.row(s, case, lease.released_as) for s in possible}
@@ -78,31 +58,66 @@ class TableJudging:
                 # lease stays as uncertain as it was (else a lock deviation is blamed on release.*)
                 new = set(possible)
         else:
-            ready_row, expired_row = T.row(T.READY, case), T.row(T.EXPIRED, case)
-            if forced == "expired" and ready_row.expect.accepts(obs):
-                j.checks.append(self._check(
-                    "timeout.expires", False, expired_row.expect.describe(), str(obs),
-                    f"{self._timing_text(lease, event, 'expired')}; {event.call} expected "
-                    f"{expired_row.expect.describe()}, observed {obs}"))
-                lease.outlived = True  # one deviation, one verdict: later calls are not judged as expired
-                new = set(ready_row.next_states(T.READY, case, obs)) if not entity else {T.READY}
-            elif forced == "alive" and not entity and expired_row.expect.accepts(obs):
-                j.checks += self._alive_checks(lease, event, False, str(obs), ready_row.expect.describe())
-                new = set(expired_row.next_states(T.EXPIRED, case, obs)) if not entity else {T.EXPIRED}
-            else:
-                blamed = dict.fromkeys(c for s in _blame_states(possible, obs) for c in rows[s].blamed(obs))
-                if event.call in (V.READ, V.WAIT_READY):
-                    blamed.update(dict.fromkeys(lease.via[s] for s in possible if s in lease.via))
-                what = f"{event.call} on a lease that is {'/'.join(sorted(possible))}"
-                for c in blamed:
-                    j.checks.append(self._check(c, False, expected, str(obs),
-                                                f"{what}: expected {expected}; observed {obs}"))
-                new = self._resync(lease, event, case, obs, rows, possible)
+            new = self._rejected(lease, event, case, obs, rows, possible, forced, expected, j)
         if not new:
             new = set(possible)
         self._enter(lease, event, case, obs, set(before), new)
         j.after = tuple(sorted(lease.possible))
         return j
+
+    def _possible_states(self, lease: LeaseModel, event: Event) -> tuple[set[str], str | None]:
+        """The states the lease may be in when the call ran, and the timing verdict forcing one.
+
+        `forced` is "expired" when the lease must have expired, "alive" when it cannot have.
+        """
+        possible = set(lease.possible)
+        if event.start < lease.last_end:  # overlapping calls: either order is possible
+            possible |= lease.prev_possible
+        if T.INITIALIZING in possible:  # the server leaves initializing on its own
+            possible.add(T.READY)
+        timing = self._timing(lease, event) if T.READY in possible else None
+        forced = None
+        if timing == "expired":
+            possible.discard(T.READY)
+            possible.add(T.EXPIRED)
+            forced = "expired"
+        elif timing == "window":
+            possible.add(T.EXPIRED)
+        elif timing == "alive" and possible == {T.READY}:
+            forced = "alive"
+        elif timing is None and T.READY in possible and lease.lease_timeout is None and (
+                self.timeout_hint is None or event.end >= lease.acquired_at + 0.5 * self.timeout_hint):
+            # no ready Read showed this lease's leaseTimeout yet: it may have become ready and
+            # expired unseen -- unless it is young compared with the timeouts other leases of
+            # the target showed (half of the last one: leases of one server share a timeout)
+            possible.add(T.EXPIRED)
+        return possible, forced
+
+    def _rejected(self, lease: LeaseModel, event: Event, case: str, obs: Observed, rows: Mapping[str, T.Row],
+                  possible: set[str], forced: str | None, expected: str, j: Judgement) -> set[str]:
+        """Checks for an outcome no possible state accepts (appended to `j`); returns the next states."""
+        entity = T.CALLS[case].entity
+        ready_row, expired_row = T.row(T.READY, case), T.row(T.EXPIRED, case)
+        if forced == "expired" and ready_row.expect.accepts(obs):
+            j.checks.append(self._check(
+                "timeout.expires", False, expired_row.expect.describe(), str(obs),
+                f"{self._timing_text(lease, event, 'expired')}; {event.call} expected "
+                f"{expired_row.expect.describe()}, observed {obs}"))
+            lease.outlived = True  # one deviation, one verdict: later calls are not judged as expired
+            new = set(ready_row.next_states(T.READY, case, obs)) if not entity else {T.READY}
+        elif forced == "alive" and not entity and expired_row.expect.accepts(obs):
+            j.checks += self._alive_checks(lease, event, False, str(obs), ready_row.expect.describe())
+            new = set(expired_row.next_states(T.EXPIRED, case, obs)) if not entity else {T.EXPIRED}
+        else:
+            blamed = dict.fromkeys(c for s in _blame_states(possible, obs) for c in rows[s].blamed(obs))
+            if event.call in (V.READ, V.WAIT_READY):
+                blamed.update(dict.fromkeys(lease.via[s] for s in possible if s in lease.via))
+            what = f"{event.call} on a lease that is {'/'.join(sorted(possible))}"
+            for c in blamed:
+                j.checks.append(self._check(c, False, expected, str(obs),
+                                            f"{what}: expected {expected}; observed {obs}"))
+            new = self._resync(lease, event, case, obs, rows, possible)
+        return new
 
     def _credit(self, lease: LeaseModel, event: Event, case: str, obs: Observed, rows: Mapping[str, T.Row],
                 accepted: list[str], expected: str) -> list[Check]:

@@ -118,26 +118,15 @@ def _hardware(element: ET.Element, system: OvfSystem) -> None:
                                       _child_text(item, "ResourceSubType") or "E1000"))
 
 
-def parse(descriptor: str, entity_name: str | None = None) -> OvfPackage:
-    """Parse ``descriptor``; problems land in ``errors`` like a real server reports them."""
-    try:
-        root = ET.fromstring(descriptor)
-    except ET.ParseError as exc:
-        line = exc.position[0] if exc.position else 0
-        fault = vim.fault.OvfXmlFormat(lineNumber=line, description=str(exc),
-                                       msg=f"Line {line}: unable to parse the XML: {exc}")
-        return OvfPackage(entity_name or "", [], False, errors=[fault])
-    if root.tag != _q("Envelope"):
-        return OvfPackage(entity_name or "", [], False, errors=[vim.fault.OvfMissingElement(
-            lineNumber=1, name="Envelope", msg="the root element is not an OVF Envelope")])
-    files = {}
+def _files_and_disks(root: ET.Element, errors: list) -> tuple[dict[str, OvfFile], dict[str, OvfDisk]]:
+    """References/File by id and DiskSection/Disk by diskId; bad disks land in ``errors``."""
+    files: dict[str, OvfFile] = {}
     for ref in root.iter(_q("File")):
         file_id, href = _attr(ref, "id"), _attr(ref, "href")
         if file_id and href:
             size = _attr(ref, "size")
             files[file_id] = OvfFile(file_id, href, int(size) if size and size.isdigit() else None)
-    disks = {}
-    errors: list = []
+    disks: dict[str, OvfDisk] = {}
     for disk in root.iter(_q("Disk")):
         disk_id = _attr(disk, "diskId") or ""
         file_ref = _attr(disk, "fileRef")
@@ -150,8 +139,12 @@ def parse(descriptor: str, entity_name: str | None = None) -> OvfPackage:
             errors.append(vim.fault.OvfMissingElement(
                 name="File", msg=f"Disk {disk_id} refers to file {file_ref!r}, which References does not list"))
         disks[disk_id] = OvfDisk(disk_id, files.get(file_ref) if file_ref else None, capacity)
-    systems = []
-    collection = root.find(_q("VirtualSystemCollection"))
+    return files, disks
+
+
+def _systems(root: ET.Element, files: dict[str, OvfFile], disks: dict[str, OvfDisk], errors: list) -> list[OvfSystem]:
+    """The VirtualSystems with their disks and files (unplaced ones go to the first VM)."""
+    systems: list[OvfSystem] = []
     system_elements = list(root.iter(_q("VirtualSystem")))
     if not system_elements:
         errors.append(vim.fault.OvfMissingElement(name="VirtualSystem",
@@ -178,6 +171,25 @@ def parse(descriptor: str, entity_name: str | None = None) -> OvfPackage:
         for file_id, ovf_file in files.items():
             if file_id not in used_files:
                 systems[0].files.append(ovf_file)
+    return systems
+
+
+def parse(descriptor: str, entity_name: str | None = None) -> OvfPackage:
+    """Parse ``descriptor``; problems land in ``errors`` like a real server reports them."""
+    try:
+        root = ET.fromstring(descriptor)
+    except ET.ParseError as exc:
+        line = exc.position[0] if exc.position else 0
+        fault = vim.fault.OvfXmlFormat(lineNumber=line, description=str(exc),
+                                       msg=f"Line {line}: unable to parse the XML: {exc}")
+        return OvfPackage(entity_name or "", [], False, errors=[fault])
+    if root.tag != _q("Envelope"):
+        return OvfPackage(entity_name or "", [], False, errors=[vim.fault.OvfMissingElement(
+            lineNumber=1, name="Envelope", msg="the root element is not an OVF Envelope")])
+    errors: list = []
+    files, disks = _files_and_disks(root, errors)
+    collection = root.find(_q("VirtualSystemCollection"))
+    systems = _systems(root, files, disks, errors)
     if collection is not None:
         name_el = collection.find(_q("Name"))
         package_name = (name_el.text if name_el is not None and name_el.text else _attr(collection, "id")) or "vApp"
