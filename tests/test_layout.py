@@ -34,6 +34,7 @@ LAYERS: dict[str, str] = {
     "nfclease.launcher": "launcher", "nfclease.vcsim": "launcher",
     # the client: reaching a target, one lease's calls as events, NFC transfers, OVF, TLS
     "nfclease.target": "client", "nfclease.session": "client", "nfclease.transfer": "client",
+    "nfclease.nfcconn": "client", "nfclease.nfcbody": "client",
     "nfclease.ovf": "client", "nfclease.lifecycle": "client", "nfclease.trust": "client",
     "nfclease.targetargs": "client", "nfclease.soaptap": "client", "nfclease.refclient": "client",
     # report records and strategies
