@@ -35,6 +35,7 @@ LAYERS: dict[str, str] = {
     # the client: reaching a target, one lease's calls as events, NFC transfers, OVF, TLS
     "nfclease.target": "client", "nfclease.session": "client", "nfclease.transfer": "client",
     "nfclease.nfcconn": "client", "nfclease.nfcbody": "client",
+    "nfclease.callrecord": "client", "nfclease.sessiontransfer": "client",
     "nfclease.ovf": "client", "nfclease.lifecycle": "client", "nfclease.trust": "client",
     "nfclease.targetargs": "client", "nfclease.soaptap": "client", "nfclease.refclient": "client",
     # report records and strategies
