@@ -20,7 +20,7 @@ jobs on the host shows as scatter.
 2. Locust: 8 users run the ``import-upload`` scenario (1 disk of the same
    size, same content pattern, streams generated on the fly) for
    ``--seconds`` (each pair); throughput = bytes moved in the middle 80 % of the
-   transfer span / its length (``steady_mbps`` in load.figures: without the
+   transfer span / its length (``steady_mbps`` in nfclease.load.figures: without the
    ramp-up and the graceful-stop tail; the whole-span figure is printed
    too). Target: Locust / curl >= 0.8.
 3. Timeout accuracy: ``timeout-probe`` users against the same simulator
@@ -48,9 +48,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from load.figures import MB  # noqa: E402
-from load.runner import RunSpec, run_load  # noqa: E402
-from load.scenarios import LoadOptions  # noqa: E402
+from nfclease.load.figures import MB  # noqa: E402
+from nfclease.load.runner import RunSpec, run_load  # noqa: E402
+from nfclease.load.scenarios import LoadOptions  # noqa: E402
 from nfclease.sim.process import SimProcess  # noqa: E402
 from nfclease.events import EventStream  # noqa: E402
 from nfclease.session import acquire_import  # noqa: E402

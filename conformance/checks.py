@@ -1,8 +1,8 @@
 """Value checks: what a Read, a manifest, a transfer or a task showed, against the clauses on values.
 
-The state x call rules are the table's (:mod:`conformance.judging`); these
+The state x call rules are the table's (:mod:`nfclease.conformance.judging`); these
 are the invariants on the values an answer carries (state.ready-info,
-manifest.entries, transfer.upload...). A mixin of :class:`conformance.model.Model`,
+manifest.entries, transfer.upload...). A mixin of :class:`nfclease.conformance.model.Model`,
 which supplies ``_check``, ``api_version`` and the lease records.
 """
 
@@ -12,12 +12,12 @@ import re
 from collections import Counter
 from typing import Any, Mapping
 
-from conformance import table as T
-from conformance.observables import normalize_thumbprint as thumbprint_of
-from conformance.observables import unlisted_transfers
-from conformance.state import LeaseModel, Transfer
-from conformance.verdicts import Check
-from conformance.vmodl import is_a
+from nfclease.conformance import table as T
+from nfclease.conformance.observables import normalize_thumbprint as thumbprint_of
+from nfclease.conformance.observables import unlisted_transfers
+from nfclease.conformance.state import LeaseModel, Transfer
+from nfclease.conformance.verdicts import Check
+from nfclease.conformance.vmodl import is_a
 from nfclease.events import Event
 from nfclease import vocabulary as V
 

@@ -43,7 +43,7 @@ class Clause:
     sentence: str
     sources: tuple[Source, ...]
     how: str = ""
-    #: the direct sequences (``conformance.sequences.SEQUENCES``) that exercise it, in order of preference
+    #: the direct sequences (``nfclease.conformance.sequences.SEQUENCES``) that exercise it, in order of preference
     sequences: tuple[str, ...] = ()
     #: run facts an NA may be due to: "expiry" (waiting allowed), "task", "export", "pull" (see explain_na)
     needs: tuple[str, ...] = ()

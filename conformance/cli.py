@@ -5,7 +5,7 @@
 
 1. Opens the target (the simulator is started with a short lease timeout, 2 s
    unless ``--lease-timeout``; vcsim is started from ``build/vcsim``).
-2. Runs the direct per-clause sequences (``conformance.sequences.SEQUENCES``),
+2. Runs the direct per-clause sequences (``nfclease.conformance.sequences.SEQUENCES``),
    then the Hypothesis state machine in collecting mode until the profile's
    step count (several seeded Hypothesis runs, bounded in wall-clock time).
    Every call is an event judged by one reference model and written to
@@ -62,7 +62,7 @@ class ConformanceRun:
     """What one conformance run judged, and how it went."""
 
     results: list[Any]
-    info: Any  # reports.results.RunInfo
+    info: Any  # nfclease.reports.results.RunInfo
     notes: list[str]
     steps: int
     broke: str | None  # why the run broke off, if it did
@@ -84,13 +84,13 @@ def execute(spec: Any, args: argparse.Namespace, *, profile: Any, seed: int, rep
             watcher: Watcher | None = None) -> ConformanceRun:
     """Run the sequences and the machine against ``spec``; write results.json, junit.xml and
     history.jsonl into ``report``. Raises :class:`TargetUnavailable` when the target cannot be used."""
-    from conformance.expectations import apply_expectations
-    from conformance.context import RunContext
-    from conformance.explain import finalize
-    from conformance.machine import run_machine
-    from conformance.sequences import SEQUENCES, run_sequences
+    from nfclease.conformance.expectations import apply_expectations
+    from nfclease.conformance.context import RunContext
+    from nfclease.conformance.explain import finalize
+    from nfclease.conformance.machine import run_machine
+    from nfclease.conformance.sequences import SEQUENCES, run_sequences
     from nfclease.usage import target_problem
-    from reports.results import RunInfo, write_junit, write_results
+    from nfclease.reports.results import RunInfo, write_junit, write_results
 
     watcher = watcher or Watcher()
     allow_expiry = True if getattr(args, "allow_expiry", False) else None  # None: the budget decides
@@ -133,7 +133,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
     """The target spec, the expectations and their source file, from the command line.
 
     Raises ValueError/OSError/ExpectationError naming what is wrong."""
-    from conformance.expectations import expectations_path, load_expectations
+    from nfclease.conformance.expectations import expectations_path, load_expectations
     from nfclease.target import TargetSpec
     from nfclease.targetargs import export_to_environment
 
@@ -152,10 +152,10 @@ def prepare(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from conformance.expectations import ExpectationError
-    from conformance.context import PROFILES
+    from nfclease.conformance.expectations import ExpectationError
+    from nfclease.conformance.context import PROFILES
     from nfclease.usage import fail
-    from reports.results import exit_code, print_results
+    from nfclease.reports.results import exit_code, print_results
 
     console = Console()
     profile = PROFILES[getattr(args, "profile", None) or "smoke"]
@@ -211,7 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m conformance.cli`` = ``nfclease conform``."""
+    """``python -m nfclease.conformance.cli`` = ``nfclease conform``."""
     parser = argparse.ArgumentParser(prog="nfclease conform", description="Run the conformance suite against a target.")
     add_arguments(parser)
     return run(parser.parse_args(list(argv) if argv is not None else sys.argv[1:]))

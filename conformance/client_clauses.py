@@ -11,13 +11,13 @@ reference page says nothing and only reported behaviour speaks
 (``FIELD-NOTES.md``), the clause says so through its source.
 
 ``conformance/CLIENT-CLAUSES.md`` is generated from this module
-(``python -m conformance.gen_clauses``); the judge (``conformance/client_judge.py``)
+(``python -m nfclease.conformance.gen_clauses``); the judge (``conformance/client_judge.py``)
 has one check per id here, and a test keeps the two sets equal.
 """
 
 from __future__ import annotations
 
-from conformance.clauses import NOTES, SPEC, Clause, Source
+from nfclease.conformance.clauses import NOTES, SPEC, Clause, Source
 
 _ABORT = "HttpNfcLeaseAbort"
 _COMPLETE = "HttpNfcLeaseComplete"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
-from conformance.client_clauses import BY_ID, CLIENT_CLAUSES
+from nfclease.conformance.client_clauses import BY_ID, CLIENT_CLAUSES
 from nfclease.events import Event, read_history
 from nfclease import vocabulary as V
 

@@ -48,7 +48,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from conformance.client_judge import judge, judge_outcome, load_sessions
+from nfclease.conformance.client_judge import judge, judge_outcome, load_sessions
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIENTS = REPO / "conformance" / "clients.yaml"
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     from nfclease.launcher import start
     from nfclease.sim import SimConfig
     from nfclease.sim.scenarios import CATALOGUE, validate_scenario
-    from reports.client_matrix import write_matrix
+    from nfclease.reports.client_matrix import write_matrix
 
     try:
         specs = load_clients(args.clients)

@@ -1,13 +1,13 @@
 """One conformance run against one target: the profiles, the run context, and the calls rules and sequences share.
 
 A :class:`RunContext` owns the run's event stream and subscribes to it, in
-this order: the reference model (:class:`conformance.model.Model`, which
+this order: the reference model (:class:`nfclease.conformance.model.Model`, which
 judges each event against the transition table) and the history writer
 (``history.jsonl``, which ``nfclease check-history`` replays offline to the
 same verdicts). The first record of a history is a ``Target`` record
 carrying ``about`` (so a replay learns the API version). The state machine
-(:mod:`conformance.machine`) and the direct sequences
-(:mod:`conformance.sequences`) both run on a context.
+(:mod:`nfclease.conformance.machine`) and the direct sequences
+(:mod:`nfclease.conformance.sequences`) both run on a context.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any, Callable, Iterable, Sequence
 
 from hypothesis import HealthCheck, Phase, settings
 
-from conformance import table as T
-from conformance.expiry import ExpiryDecision, ExpiryPolicy
-from conformance.model import Model
-from conformance.state import LeaseModel
-from conformance.verdicts import Judgement
-from conformance.sources import SourceServer
-from conformance.vmodl import version_at_least
+from nfclease.conformance import table as T
+from nfclease.conformance.expiry import ExpiryDecision, ExpiryPolicy
+from nfclease.conformance.model import Model
+from nfclease.conformance.state import LeaseModel
+from nfclease.conformance.verdicts import Judgement
+from nfclease.conformance.sources import SourceServer
+from nfclease.conformance.vmodl import version_at_least
 from nfclease import session as S
 from nfclease.events import Event, EventStream, HistoryWriter
 from nfclease.target import Target

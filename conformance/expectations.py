@@ -22,8 +22,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from conformance.clauses import BY_ID
-from reports.results import ClauseResult
+from nfclease.conformance.clauses import BY_ID
+from nfclease.reports.results import ClauseResult
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parent / "expectations"
 EXPECTABLE = ("FAIL", "NA", "PASS")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from conformance.clauses import BY_ID
-from conformance.context import RunContext, unsupported
+from nfclease.conformance.clauses import BY_ID
+from nfclease.conformance.context import RunContext, unsupported
 
 GENERIC_NA = "not exercised by this run"
 

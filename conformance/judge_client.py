@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from conformance.client_clauses import BY_ID
-from conformance.client_judge import Verdict, judge, judge_outcome, load_sessions
+from nfclease.conformance.client_clauses import BY_ID
+from nfclease.conformance.client_judge import Verdict, judge, judge_outcome, load_sessions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,19 +1,19 @@
 """Judging a call against the transition table: which states the lease may be in, what the call
 must answer there, and what the lease may be afterwards.
 
-A mixin of :class:`conformance.model.Model` (which supplies ``_check``,
-``tolerance`` and the lease records); :mod:`conformance.table` is the data.
+A mixin of :class:`nfclease.conformance.model.Model` (which supplies ``_check``,
+``tolerance`` and the lease records); :mod:`nfclease.conformance.table` is the data.
 """
 
 from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from conformance import table as T
-from conformance.state import LeaseModel
-from conformance.table import Observed
-from conformance.verdicts import Check, Judgement
-from conformance.vmodl import is_a
+from nfclease.conformance import table as T
+from nfclease.conformance.state import LeaseModel
+from nfclease.conformance.table import Observed
+from nfclease.conformance.verdicts import Check, Judgement
+from nfclease.conformance.vmodl import is_a
 from nfclease.events import Event
 from nfclease import vocabulary as V
 

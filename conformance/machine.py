@@ -6,8 +6,8 @@ Theory of operation
 Everything the suite does to a target goes through :class:`nfclease.session.LeaseSession`
 (rule 3 of DEVELOPERS.md), so every call is one :class:`nfclease.events.Event` on
 the run's :class:`~nfclease.events.EventStream`, owned by the run's
-:class:`conformance.context.RunContext` (model, history). The direct per-clause
-sequences are :mod:`conformance.sequences`.
+:class:`nfclease.conformance.context.RunContext` (model, history). The direct per-clause
+sequences are :mod:`nfclease.conformance.sequences`.
 
 :class:`LeaseMachine` is a ``RuleBasedStateMachine`` whose rules are the lease
 calls of the vocabulary, named after them (``acquire_import``, ``progress``,
@@ -70,18 +70,18 @@ from typing import Any, Callable, Iterator
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
 
-from conformance import table as T
-from conformance.context import (
+from nfclease.conformance import table as T
+from nfclease.conformance.context import (
     DISK_CAPACITY, EXPORT_KINDS, FILE_SIZE, MAX_HELD, PROFILES, WAIT_READY, Profile, RunContext, attach_reference,
     foreign_call, pull_files, unsupported,
 )
-from conformance.model import Model
-from conformance.state import LeaseModel
-from conformance.verdicts import Judgement
+from nfclease.conformance.model import Model
+from nfclease.conformance.state import LeaseModel
+from nfclease.conformance.verdicts import Judgement
 from nfclease import session as S
 from nfclease.events import Event
 from nfclease import vocabulary as V
-from strategies import (
+from nfclease.strategies import (
     BOGUS_KEY,
     abort_faults,
     checksum_mappings,
@@ -358,7 +358,7 @@ def bind(ctx: RunContext) -> type[LeaseMachine]:
 
 
 def describe_failure(model: Model, event: Event, judgement: Judgement, check: Any) -> str:
-    from conformance.clauses import BY_ID
+    from nfclease.conformance.clauses import BY_ID
 
     level = BY_ID[check.clause].level if check.clause in BY_ID else "?"
     lines = [f"{check.clause} [{level}] FAILED at event #{event.seq} {event.lease or '-'}.{event.call}",

@@ -19,11 +19,11 @@ names) are no leases of the run: every call through them is judged by
 ``ref.foreign`` alone.
 
 The model is split by job: this module routes each event and keeps the
-records (:mod:`conformance.state`); :mod:`conformance.judging` judges calls
+records (:mod:`nfclease.conformance.state`); :mod:`nfclease.conformance.judging` judges calls
 against the table (the state x call rules live in ``table.py``);
-:mod:`conformance.checks` holds the value invariants (Read values, manifests,
-transfers, tasks); :mod:`conformance.verdicts` the verdict types and
-:class:`~conformance.verdicts.ClauseVerdicts`, which folds judgements into one
+:mod:`nfclease.conformance.checks` holds the value invariants (Read values, manifests,
+transfers, tasks); :mod:`nfclease.conformance.verdicts` the verdict types and
+:class:`~nfclease.conformance.verdicts.ClauseVerdicts`, which folds judgements into one
 verdict per clause.
 """
 
@@ -31,14 +31,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
-from conformance import table as T
-from conformance.checks import ValueChecks, count_of, hex_of, int_of
-from conformance.clauses import BY_ID
-from conformance.judging import TableJudging
-from conformance.observables import findings as observable_findings
-from conformance.state import EntityModel, LeaseModel, Transfer
-from conformance.verdicts import Check, ClauseVerdicts, Judgement
-from conformance.vmodl import (
+from nfclease.conformance import table as T
+from nfclease.conformance.checks import ValueChecks, count_of, hex_of, int_of
+from nfclease.conformance.clauses import BY_ID
+from nfclease.conformance.judging import TableJudging
+from nfclease.conformance.observables import findings as observable_findings
+from nfclease.conformance.state import EntityModel, LeaseModel, Transfer
+from nfclease.conformance.verdicts import Check, ClauseVerdicts, Judgement
+from nfclease.conformance.vmodl import (
     LEASE_METHODS,
     declared_faults,
     is_a,

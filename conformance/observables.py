@@ -26,9 +26,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from conformance import table as T
-from conformance.table import Observed
-from conformance.vmodl import is_a
+from nfclease.conformance import table as T
+from nfclease.conformance.table import Observed
+from nfclease.conformance.vmodl import is_a
 
 #: (clause id, ok -- None: not judgeable, expected, observed, message when failed)
 Finding = tuple[str, "bool | None", str, str, str]

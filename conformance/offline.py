@@ -1,7 +1,7 @@
 """``nfclease check-history FILE``: replay a history through the model, offline.
 
 A history (JSONL, one :class:`nfclease.events.Event` per line) is everything
-the online run saw, so feeding it to a fresh :class:`conformance.model.Model`
+the online run saw, so feeding it to a fresh :class:`nfclease.conformance.model.Model`
 gives the same verdicts -- a FAIL can be re-judged, shared and argued about
 without the target.
 """
@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from conformance.model import Model
-from conformance.verdicts import ClauseVerdicts
+from nfclease.conformance.model import Model
+from nfclease.conformance.verdicts import ClauseVerdicts
 from nfclease.events import read_history
 from nfclease import vocabulary as V
 
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m conformance.offline`` = ``nfclease check-history``."""
+    """``python -m nfclease.conformance.offline`` = ``nfclease check-history``."""
     parser = argparse.ArgumentParser(prog="nfclease check-history",
                                      description="Replay a history (JSONL) through the reference model.")
     add_arguments(parser)
@@ -56,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when every clause is PASS, NA or XFAIL, 1 otherwise, 2 on bad input."""
-    from conformance.expectations import ExpectationError, apply_expectations, expectations_path, load_expectations
-    from reports.results import RunInfo, exit_code, print_results, results_record, write_junit, write_results
+    from nfclease.conformance.expectations import ExpectationError, apply_expectations, expectations_path, load_expectations
+    from nfclease.reports.results import RunInfo, exit_code, print_results, results_record, write_junit, write_results
 
     try:
         verdicts = check_history(args.history, args.api_version, args.tolerance)

@@ -19,10 +19,10 @@ Fixtures (session-scoped, so one target and one model serve the whole run):
 
 * ``nfclease_target`` -- the connected :class:`nfclease.target.Target` (closed, and
   everything the suite created removed, at the end);
-* ``nfclease_run`` -- the :class:`conformance.context.RunContext`: event
+* ``nfclease_run`` -- the :class:`nfclease.conformance.context.RunContext`: event
   stream, history (``DIR/history.jsonl``), rules raise on a FAIL unless the
   expectations list the clause;
-* ``nfclease_model`` -- the run's :class:`conformance.model.Model`: every event of
+* ``nfclease_model`` -- the run's :class:`nfclease.conformance.model.Model`: every event of
   every test is judged by it; the per-clause table is printed at the end;
 * ``nfclease_profile``, ``nfclease_expectations``, ``nfclease_seed``.
 
@@ -77,14 +77,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def nfclease_profile(pytestconfig: pytest.Config) -> Any:
-    from conformance.context import PROFILES
+    from nfclease.conformance.context import PROFILES
 
     return PROFILES[_opt(pytestconfig, "--nfclease-profile") or os.environ.get("NFCLEASE_PROFILE") or "smoke"]
 
 
 @pytest.fixture(scope="session")
 def nfclease_expectations(pytestconfig: pytest.Config) -> dict[str, Any]:
-    from conformance.expectations import load_expectations
+    from nfclease.conformance.expectations import load_expectations
 
     name = _opt(pytestconfig, "--nfclease-expectations")
     return load_expectations(name) if name else {}
@@ -115,7 +115,7 @@ def nfclease_target(pytestconfig: pytest.Config) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def nfclease_run(pytestconfig: pytest.Config, nfclease_target: Any, nfclease_profile: Any,
                  nfclease_expectations: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from conformance.context import RunContext
+    from nfclease.conformance.context import RunContext
 
     report = _opt(pytestconfig, "--nfclease-report")
     directory = Path(report) if report else tmp_path_factory.mktemp("nfclease")
@@ -127,7 +127,7 @@ def nfclease_run(pytestconfig: pytest.Config, nfclease_target: Any, nfclease_pro
                      expiry_budget_source=f"the {nfclease_profile.name} profile's expiry budget")
     ctx.report_dir = directory  # type: ignore[attr-defined]
     setattr(pytestconfig, _RUN_KEY, ctx)
-    from reports.allure_steps import wire
+    from nfclease.reports.allure_steps import wire
 
     ctx.allure_steps = wire(pytestconfig, ctx)  # type: ignore[attr-defined]  (None without --alluredir)
     try:
@@ -143,7 +143,7 @@ def _nfclease_allure(request: pytest.FixtureRequest) -> None:
         return
     ctx = request.getfixturevalue("nfclease_run")
     if getattr(ctx, "allure_steps", None) is not None:
-        from reports.allure_steps import clause_labels
+        from nfclease.reports.allure_steps import clause_labels
 
         ctx.allure_steps.new_test()
         clause_labels(request, ctx)
@@ -163,9 +163,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     from rich.console import Console
 
-    from conformance.explain import finalize
-    from conformance.expectations import apply_expectations, load_expectations
-    from reports.results import RunInfo, print_results, write_junit, write_results
+    from nfclease.conformance.explain import finalize
+    from nfclease.conformance.expectations import apply_expectations, load_expectations
+    from nfclease.reports.results import RunInfo, print_results, write_junit, write_results
 
     results = finalize(ctx)
     name = _opt(config, "--expectations")
@@ -173,7 +173,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         results = apply_expectations(results, load_expectations(name), str(name))
     info = RunInfo(**ctx.target.run_info(), profile=_opt(config, "--nfclease-profile") or "smoke")
     directory = getattr(ctx, "report_dir", None)
-    from reports.allure_steps import finish
+    from nfclease.reports.allure_steps import finish
 
     finish(config, info.to_dict())
     if directory is not None:

@@ -141,7 +141,7 @@ class Row:
 
 def check_mapping() -> None:
     """Every catalogue deviation has expected clauses, and every clause named exists."""
-    from conformance.clauses import BY_ID
+    from nfclease.conformance.clauses import BY_ID
     from nfclease.sim.deviations import CATALOGUE
 
     missing = sorted(set(CATALOGUE) - set(EXPECTED))

@@ -1,6 +1,6 @@
 """The direct per-clause sequences: short deterministic programs of lease calls, one per part of the spec.
 
-Each clause declares, in the catalogue (:attr:`conformance.clauses.Clause.sequences`),
+Each clause declares, in the catalogue (:attr:`nfclease.conformance.clauses.Clause.sequences`),
 the sequences that exercise it in order of preference: the per-clause tests
 run the first, and the next ones while the clause is still unexercised (a
 target without export leases is judged on imports). Adding a sequence is a
@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable
 
-from conformance import table as T
-from conformance.clauses import CLAUSES
-from conformance.context import (
+from nfclease.conformance import table as T
+from nfclease.conformance.clauses import CLAUSES
+from nfclease.conformance.context import (
     DISK_CAPACITY, FILE_SIZE, WAIT_READY, RunContext, attach_reference, foreign_call, pull_files,
 )
 from nfclease import session as S
 from nfclease import vocabulary as V
-from strategies import BOGUS_KEY
+from nfclease.strategies import BOGUS_KEY
 
 
 class Direct:

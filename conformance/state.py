@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance import table as T
+from nfclease.conformance import table as T
 from nfclease.events import Event
 
 

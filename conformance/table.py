@@ -93,7 +93,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from conformance.vmodl import ANY_FAULT, fault_matches
+from nfclease.conformance.vmodl import ANY_FAULT, fault_matches
 from nfclease import vocabulary as V
 
 # ---------------------------------------------------------------- states

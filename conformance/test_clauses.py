@@ -15,15 +15,15 @@ from typing import Any, Callable
 
 import pytest
 
-from conformance.clauses import CLAUSES
-from conformance.explain import explain_na
-from conformance.sequences import SEQUENCE_OF, run_sequences
-from conformance.model import Model
-from conformance.verdicts import ClauseVerdicts
-from reports.allure_steps import verdict_step
+from nfclease.conformance.clauses import CLAUSES
+from nfclease.conformance.explain import explain_na
+from nfclease.conformance.sequences import SEQUENCE_OF, run_sequences
+from nfclease.conformance.model import Model
+from nfclease.conformance.verdicts import ClauseVerdicts
+from nfclease.reports.allure_steps import verdict_step
 
 pytest_plugins = [] if "nfclease" in {ep.name for ep in importlib.metadata.entry_points(group="pytest11")} \
-    else ["conformance.plugin"]
+    else ["nfclease.conformance.plugin"]
 
 
 @pytest.fixture(scope="session")

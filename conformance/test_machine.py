@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from conformance.machine import run_machine
+from nfclease.conformance.machine import run_machine
 
 # nfclease's entry point registers the plugin once the package is installed
 # (tools/test does); otherwise name it here, so the fixtures exist.
 pytest_plugins = [] if "nfclease" in {ep.name for ep in importlib.metadata.entry_points(group="pytest11")} \
-    else ["conformance.plugin"]
+    else ["nfclease.conformance.plugin"]
 
 
 def test_lease_state_machine(nfclease_run, nfclease_profile, nfclease_seed) -> None:

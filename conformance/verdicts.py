@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping
 
-from conformance.clauses import CLAUSES, Clause
-from conformance.vmodl import version_at_least
+from nfclease.conformance.clauses import CLAUSES, Clause
+from nfclease.conformance.vmodl import version_at_least
 from nfclease import vocabulary as V
 from nfclease.events import Event
-from reports.results import ClauseResult
+from nfclease.reports.results import ClauseResult
 
 Verdict = Literal["pass", "fail", "na"]
 Status = Literal["PASS", "FAIL", "NA", "XFAIL", "XPASS"]

@@ -12,7 +12,7 @@ figure is attributed to the scenario that caused it. For every
   ``NFC upload`` / ``NFC download`` for a transfer (``response_length`` = bytes,
   time = the whole transfer), and ``LEASE time-to-ready`` (Acquire start to
   the first ``ready`` seen by ``WaitReady``);
-* and appends the run's figures to :class:`load.figures.Figures`, all derived
+* and appends the run's figures to :class:`nfclease.load.figures.Figures`, all derived
   from events alone: bytes verified/corrupted (a transfer's ``{bytes, sha1}``
   against the ``GetManifest`` entry of its device), leases expired (a
   ``Timedout`` fault, or a lease seen in ``error`` with a ``Timedout`` error),
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from load.figures import Figures
+from nfclease.load.figures import Figures
 from nfclease import vocabulary as V
 from nfclease.events import Event
 

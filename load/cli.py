@@ -18,11 +18,11 @@
   ``locust -f load/locustfile.py --worker --master-host HOST`` on the others.
 * Scenario knobs: ``--disk-mib``, ``--disks``, ``--keepalive``, ``--held-leases``; the rest through
   ``NFCLEASE_LOAD_OPTIONS="probe_poll=0.01,max_hold_seconds=30"``
-  (any :class:`load.scenarios.LoadOptions` field).
+  (any :class:`nfclease.load.scenarios.LoadOptions` field).
 * In DIR: ``load.json``, ``locust_*.csv``, ``locust.html``, ``load.png``.
 * Gate: ``--repeat N`` runs N times and uses medians (spread reported);
   ``--save-baseline FILE`` stores them, ``--baseline FILE`` compares (see
-  :mod:`load.gate`) and exits 1 on a regression. A run that corrupted bytes
+  :mod:`nfclease.load.gate`) and exits 1 on a regression. A run that corrupted bytes
   also exits 1.
 """
 
@@ -39,14 +39,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
-from load.duration import parse_duration  # noqa: F401  (nfclease load --duration; re-exported)
-from load.figures import MB
-from load.gate import Baseline, combine, compare, parse_tolerance, print_table, regressions
-from load.report import plot, write_load_json, write_locust_reports
-from load.runner import RunResult, RunSpec, run_load
-from load.scenarios import LoadOptions, parse_selection, selection_help
-from load.knee import describe_knee
-from load.shapes import StepShape, doubling_steps
+from nfclease.load.duration import parse_duration  # noqa: F401  (nfclease load --duration; re-exported)
+from nfclease.load.figures import MB
+from nfclease.load.gate import Baseline, combine, compare, parse_tolerance, print_table, regressions
+from nfclease.load.report import plot, write_load_json, write_locust_reports
+from nfclease.load.runner import RunResult, RunSpec, run_load
+from nfclease.load.scenarios import LoadOptions, parse_selection, selection_help
+from nfclease.load.knee import describe_knee
+from nfclease.load.shapes import StepShape, doubling_steps
 
 OPTIONS_ENV = "NFCLEASE_LOAD_OPTIONS"
 
@@ -336,7 +336,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m load.cli`` = ``nfclease load``."""
+    """``python -m nfclease.load.cli`` = ``nfclease load``."""
     parser = argparse.ArgumentParser(prog="nfclease load", description="Run Locust load scenarios against a target.")
     add_arguments(parser)
     return run(parser.parse_args(argv if argv is not None else sys.argv[1:]))

@@ -2,7 +2,7 @@
 
 A :class:`Figures` holds raw records (one tuple per SOAP call, transfer,
 time-to-ready, verification, expiry, timeout sample), appended by
-:class:`load.bridge.LocustBridge` as events arrive. Records are plain lists,
+:class:`nfclease.load.bridge.LocustBridge` as events arrive. Records are plain lists,
 so a worker ships what it gathered since its last report to the master
 (:meth:`Figures.drain`, Locust's ``report_to_master``) and the master
 concatenates them (:meth:`Figures.merge`, ``worker_report``). The summary --

@@ -1,9 +1,9 @@
 """Run one short load in a fresh process and print its figures as JSON.
 
-``python -m load.harness '<json>'`` starts an embedded simulator (in this
+``python -m nfclease.load.harness '<json>'`` starts an embedded simulator (in this
 process, or in its own with ``"sim_process": true``), runs the selection
 with Locust's ``Environment`` and local runner (or a master and worker
-processes with ``"workers": N``) through :func:`load.runner.run_load`, and
+processes with ``"workers": N``) through :func:`nfclease.load.runner.run_load`, and
 prints one JSON object: the figures (``load.json`` body), Locust's stats
 per request name, and whatever checks were asked for.
 
@@ -35,8 +35,8 @@ import sys
 import time
 from typing import Any
 
-from load.runner import RunSpec, run_load
-from load.scenarios import LoadOptions
+from nfclease.load.runner import RunSpec, run_load
+from nfclease.load.scenarios import LoadOptions
 from nfclease.launcher import PRESETS, SIM_PASSWORD, SIM_USER, Launched
 
 

@@ -1,7 +1,7 @@
 """The knee of a stepped run: where adding users stops adding throughput.
 
 :func:`find_knee` reads a run's figures per step (``(users, wall start, wall
-end)`` windows, e.g. from :class:`load.shapes.StepShape`), ignoring the first
+end)`` windows, e.g. from :class:`nfclease.load.shapes.StepShape`), ignoring the first
 quarter of each step (ramp-up and in-flight work of the previous step):
 
 * the step's *work rate*: MB/s of transfers when the selection moves data,
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from load.figures import MB, Figures, percentile
+from nfclease.load.figures import MB, Figures, percentile
 
 EXCLUDED = {"setup", "teardown"}
 MIN_EFFICIENCY = 0.25

@@ -8,7 +8,7 @@ Web UI against a target::
 
     locust -f load/locustfile.py --host sim        # an embedded simulator in this process
 
-Pick scenarios by class name (``Scenario.user_class`` of ``load.scenarios.REGISTRY``:
+Pick scenarios by class name (``Scenario.user_class`` of ``nfclease.load.scenarios.REGISTRY``:
 ``ImportUpload ExportDownload Churn Keepalive TimeoutProbe``; none = all, the
 ``mixed`` weights) or with ``--class-picker``.
 Headless, with reports and the regression gate: ``nfclease load``.
@@ -36,13 +36,13 @@ if __package__ in (None, ""):  # loaded by path (locust -f): make the checkout i
 
 from locust import events  # noqa: E402  (patches gevent first)
 
-from load.scenarios import LoadOptions  # noqa: E402
+from nfclease.load.scenarios import LoadOptions  # noqa: E402
 from nfclease import redaction  # noqa: E402
 
 redaction.install()  # worker logs and tracebacks (worker-N.log in the report) never show a secret
-from load.users import USER_CLASSES, LoadContext, attach  # noqa: E402
+from nfclease.load.users import USER_CLASSES, LoadContext, attach  # noqa: E402
 
-# the user classes Locust finds here: one per scenario of load.scenarios.REGISTRY
+# the user classes Locust finds here: one per scenario of nfclease.load.scenarios.REGISTRY
 globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
 
 _HELP = {

@@ -5,7 +5,7 @@
 ``workers=N`` this process is a real Locust master (bound to 127.0.0.1, a
 free port) and N ``locust --worker`` processes are started on the same
 locustfile; the master aggregates Locust's stats and the workers ship their
-figures with every stats report (:func:`load.users.attach`).
+figures with every stats report (:func:`nfclease.load.users.attach`).
 
 Workers reach the target by URL: for an in-process simulator that is its
 loopback URL plus its CA file (a Locust option, forwarded by the master);
@@ -35,12 +35,12 @@ import gevent
 from locust.env import Environment
 from locust.runners import STATE_STOPPED, WORKER_REPORT_INTERVAL, MasterRunner
 
-from load.figures import Figures
+from nfclease.load.figures import Figures
 from nfclease.ovf import RUN_ID_ENV, run_id
-from load.scenarios import LoadOptions
-from load.knee import find_knee
-from load.shapes import StepShape
-from load.users import PASSWORD_ENV, USERNAME_ENV, LoadContext, attach, user_classes
+from nfclease.load.scenarios import LoadOptions
+from nfclease.load.knee import find_knee
+from nfclease.load.shapes import StepShape
+from nfclease.load.users import PASSWORD_ENV, USERNAME_ENV, LoadContext, attach, user_classes
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 Each scenario is a function ``(ctx) -> None`` over a :class:`UserContext`
 (the user's target, event stream and options). It makes lease calls through
 :class:`~nfclease.session.LeaseSession`, so every call is an event, and the
-figures come from those events (:mod:`load.bridge`). Every wait is bounded in
+figures come from those events (:mod:`nfclease.load.bridge`). Every wait is bounded in
 count and in time; a failed call has already been recorded when it raises,
 so scenarios only make sure the lease is not left held (Abort) and return.
 
@@ -41,7 +41,7 @@ from typing import Any, Callable
 from nfclease.events import EventStream
 from nfclease.session import LeaseSession, abort_fault, acquire_export_vm, acquire_import, attempt
 
-log = logging.getLogger("load.scenarios")
+log = logging.getLogger("nfclease.load.scenarios")
 
 MiB = 1 << 20
 

@@ -1,7 +1,7 @@
 """A stepped load shape that finds the knee: where adding users stops adding throughput.
 
 :class:`StepShape` holds each user count for ``step_seconds`` (1, 2, 4, ...
-up to the maximum by default), then stops the run; :func:`load.knee.find_knee`
+up to the maximum by default), then stops the run; :func:`nfclease.load.knee.find_knee`
 then judges each step (scaling efficiency, p95 latency, failures) and names
 the knee: the last step before the first saturated one. Use it from the
 command line with ``nfclease load --step-shape``, or with Locust itself: ``locust -f load/locustfile.py,load/shapes.py``
@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # loaded by path (locust -f ...,load/shapes.py)
 
 from locust import LoadTestShape  # noqa: E402
 
-from load.knee import describe_knee, find_knee  # noqa: E402,F401  (re-exported)
+from nfclease.load.knee import describe_knee, find_knee  # noqa: E402,F401  (re-exported)
 
 
 def doubling_steps(maximum: int) -> list[int]:

@@ -2,7 +2,7 @@
 
 Every user logs in on its own (a :class:`~nfclease.target.Target` per user,
 as separate clients would), owns an :class:`~nfclease.events.EventStream`
-whose one listener is a :class:`~load.bridge.LocustBridge` bound to the
+whose one listener is a :class:`~nfclease.load.bridge.LocustBridge` bound to the
 user's scenario, and runs that scenario's iteration in a loop bounded in
 count (``max_iterations``) and in time (the run's duration).
 
@@ -33,14 +33,14 @@ from typing import Any
 from locust import User, constant, task
 from locust.exception import StopUser
 
-from load.bridge import LocustBridge
-from load.figures import Figures
-from load.scenarios import REGISTRY, RUNNERS, SETUP, LoadOptions, Scenario, UserContext
+from nfclease.load.bridge import LocustBridge
+from nfclease.load.figures import Figures
+from nfclease.load.scenarios import REGISTRY, RUNNERS, SETUP, LoadOptions, Scenario, UserContext
 from nfclease.events import EventStream
 from nfclease.target import TargetSpec, WaitTimeout, open_target
 from nfclease.transfer import NfcHttpError, NfcTransportError
 
-log = logging.getLogger("load.users")
+log = logging.getLogger("nfclease.load.users")
 
 USERNAME_ENV = "NFCLEASE_LOAD_USERNAME"
 PASSWORD_ENV = "NFCLEASE_LOAD_PASSWORD"

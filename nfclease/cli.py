@@ -37,18 +37,18 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     _register(sub, "run", "nfclease.runjob", "the main job: conformance at a profile, a short load run, "
               "and one HTML report (starts the simulator unless --target)", chosen)
     _register(sub, "sim", "nfclease.sim_cli", "serve the embedded simulator until interrupted", chosen)
-    _register(sub, "conform", "conformance.cli", "run the conformance suite against a target", chosen)
-    _register(sub, "load", "load.cli", "run Locust load scenarios against a target", chosen)
-    _register(sub, "selftest", "conformance.selftest", "kill matrix: is each deliberate deviation of the "
+    _register(sub, "conform", "nfclease.conformance.cli", "run the conformance suite against a target", chosen)
+    _register(sub, "load", "nfclease.load.cli", "run Locust load scenarios against a target", chosen)
+    _register(sub, "selftest", "nfclease.conformance.selftest", "kill matrix: is each deliberate deviation of the "
               "simulator flagged under its expected clause?", chosen)
-    _register(sub, "check-history", "conformance.offline", "replay a history.jsonl through the model offline", chosen)
-    _register(sub, "judge-client", "conformance.judge_client", "grade recorded client sessions clause by clause", chosen)
-    _register(sub, "clients", "conformance.clients", "run real clients against the simulator under each "
+    _register(sub, "check-history", "nfclease.conformance.offline", "replay a history.jsonl through the model offline", chosen)
+    _register(sub, "judge-client", "nfclease.conformance.judge_client", "grade recorded client sessions clause by clause", chosen)
+    _register(sub, "clients", "nfclease.conformance.clients", "run real clients against the simulator under each "
               "fault-injection scenario: a client x clause matrix", chosen)
     _register(sub, "doctor", "nfclease.doctor", "read-only preflight of a target: version, clause families, "
               "placement, privileges, lease timeout; creates nothing", chosen)
     _register(sub, "clean", "nfclease.clean", "list (dry run) or remove (--yes) what runs left on a target", chosen)
-    _register(sub, "report", "reports.cli", "several runs side by side: one HTML page and its Markdown twin", chosen)
+    _register(sub, "report", "nfclease.reports.cli", "several runs side by side: one HTML page and its Markdown twin", chosen)
     return parser
 
 

@@ -48,7 +48,7 @@ class Finding:
 
 def clause_families(api_version: str) -> tuple[list[str], list[str]]:
     """``(applying, not applying)``: clause families (``state``, ``pull``...) at ``api_version``."""
-    from conformance.clauses import CLAUSES
+    from nfclease.conformance.clauses import CLAUSES
     from nfclease.target import api_tuple
 
     since: dict[str, list[str]] = defaultdict(list)
@@ -114,15 +114,15 @@ def privilege_findings(target: Any, place: Any) -> list[Finding]:
 
 
 def lease_timeout_findings(target: Any) -> list[Finding]:
-    from conformance.expiry import ExpiryPolicy
-    from conformance.model import default_tolerance
+    from nfclease.conformance.expiry import ExpiryPolicy
+    from nfclease.conformance.model import default_tolerance
 
     server = target.server
     known = getattr(getattr(server, "config", None), "lease_timeout", None)
     timeout = float(known) if known else VSPHERE_LEASE_TIMEOUT
     source = ("the simulator's configuration" if known else
               "vSphere's value; the server shows its own only in a lease's info, which doctor does not acquire")
-    from conformance.context import PROFILES
+    from nfclease.conformance.context import PROFILES
 
     cost = ExpiryPolicy.cost(timeout, default_tolerance(timeout))
     fitting = [name for name, profile in PROFILES.items() if cost <= profile.expiry_budget]

@@ -83,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
     """The main job; see the module's docstring for what it writes and its exit status."""
     from rich.console import Console
 
-    from conformance.cli import TargetUnavailable, execute, prepare
-    from conformance.expectations import ExpectationError
-    from conformance.context import PROFILES
-    from load.duration import parse_duration
-    from reports.results import exit_code
+    from nfclease.conformance.cli import TargetUnavailable, execute, prepare
+    from nfclease.conformance.expectations import ExpectationError
+    from nfclease.conformance.context import PROFILES
+    from nfclease.load.duration import parse_duration
+    from nfclease.reports.results import exit_code
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)  # a log keeps whole lines
     try:
@@ -225,8 +225,8 @@ def run_load(args: argparse.Namespace, spec: Any, report: Path, seconds: float, 
 
 def write_artefacts(report: Path, done: Any) -> None:
     """Allure results and the HTML page (with its Markdown twin) from the run's records."""
-    from reports.allure import write_allure_run
-    from reports.page import build_report, write_report
+    from nfclease.reports.allure import write_allure_run
+    from nfclease.reports.page import build_report, write_report
 
     write_allure_run(report / "allure-results", done.results, done.info.to_dict())
     write_report(build_report([report], title="nfclease run: HttpNfcLease conformance and load"),
@@ -242,7 +242,7 @@ def _load_figures(report: Path) -> dict[str, Any]:
 
 def headline(console: Any, done: Any, report: Path, load_problem: str | None) -> None:
     """The summary people read: clause counts, MB/s, Progress p95, what failed, where the report is."""
-    from reports.results import STATUSES, summary
+    from nfclease.reports.results import STATUSES, summary
 
     counts = summary(done.results)
     styles = {"PASS": "green", "FAIL": "bold red", "NA": "dim", "XFAIL": "yellow", "XPASS": "bold magenta"}

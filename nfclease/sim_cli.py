@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sim = launched.reach.server
     if args.judge and sim.lab.recorder is not None:
-        from conformance.judge_client import print_session
+        from nfclease.conformance.judge_client import print_session
 
         sim.lab.recorder.on_close = print_session
     try:

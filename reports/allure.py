@@ -107,7 +107,7 @@ def _property(value: str) -> str:
 
 def write_allure_run(directory: str | Path, results: Iterable[Any], run_info: Mapping[str, Any]) -> Path:
     """A conformance run's whole Allure directory: one result per clause, environment, categories."""
-    from reports.results import results_record
+    from nfclease.reports.results import results_record
 
     record = results_record(results, run_info)  # validated and scrubbed, as results.json
     write_allure(directory, record["results"], record["run_info"])
@@ -130,10 +130,10 @@ def write_allure(directory: str | Path, results: Iterable[Mapping[str, Any] | An
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m reports.allure results.json OUTDIR``."""
+    """``python -m nfclease.reports.allure results.json OUTDIR``."""
     import argparse
 
-    from reports.results import read_results
+    from nfclease.reports.results import read_results
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("results")

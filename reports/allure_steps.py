@@ -1,14 +1,14 @@
 """allure-pytest wiring of the conformance tests: each call a step, each clause test labelled.
 
 Active only when pytest runs with allure-pytest and ``--alluredir``. The
-conformance plugin (:mod:`conformance.plugin`) then subscribes
+conformance plugin (:mod:`nfclease.conformance.plugin`) then subscribes
 :class:`AllureSteps` to the run's event stream: every call the suite makes
 becomes an Allure step under the running test -- the call with its arguments,
 the observed outcome, what the reference model expected and its verdict --
 and a step the model judged FAIL is marked failed and carries the raw SOAP
 request and response (from :class:`nfclease.soaptap.SoapTap`, redacted).
 Clause tests get labels (clause id, level, API version, target); the session
-writes ``environment.properties`` and ``categories.json`` (:mod:`reports.allure`).
+writes ``environment.properties`` and ``categories.json`` (:mod:`nfclease.reports.allure`).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ def clause_labels(request: Any, ctx: Any) -> None:
     """Label the running test with its clause (if it has one), level, API version and target."""
     import allure
 
-    from conformance.clauses import BY_ID
-    from reports.allure import clause_labels as labels
+    from nfclease.conformance.clauses import BY_ID
+    from nfclease.reports.allure import clause_labels as labels
 
     callspec = getattr(request.node, "callspec", None)
     clause = (callspec.params.get("clause_id") if callspec else None) or ""
@@ -128,7 +128,7 @@ def finish(config: Any, run_info: dict[str, Any]) -> None:
     directory = allure_dir(config)
     if directory is None:
         return
-    from reports.allure import write_categories, write_environment
+    from nfclease.reports.allure import write_categories, write_environment
 
     write_environment(directory, run_info)
     write_categories(directory)

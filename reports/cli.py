@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from load.gate import parse_tolerance
-    from reports.page import ReportError, build_report, write_report
+    from nfclease.load.gate import parse_tolerance
+    from nfclease.reports.page import ReportError, build_report, write_report
 
     try:
         tolerance = parse_tolerance(args.tolerance)

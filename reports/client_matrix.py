@@ -12,7 +12,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from conformance.client_clauses import CLIENT_CLAUSES
+from nfclease.conformance.client_clauses import CLIENT_CLAUSES
 
 Row = list[str]
 

@@ -6,11 +6,11 @@ them. The page puts clauses as rows and runs as columns (catalogue order,
 then any clause only a results file knows), a summary per run, the load
 figures side by side with a throughput chart, and -- against a baseline run
 -- what changed: new FAILs, new PASSes, throughput and latency deltas judged
-by the load regression gate (:mod:`load.gate`) with their spread.
+by the load regression gate (:mod:`nfclease.load.gate`) with their spread.
 
 The HTML is self-contained (inline CSS and SVG, no script, no network) and
 rendered from Jinja2 templates shipped in ``reports/templates/``. Every text
-that came from a run is passed through :func:`reports.results.scrub` again,
+that came from a run is passed through :func:`nfclease.reports.results.scrub` again,
 so a report can be attached to a bug without leaking a password.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from reports.results import FAILING, STATUSES, read_results, scrub
+from nfclease.reports.results import FAILING, STATUSES, read_results, scrub
 
 STATUS_COLOURS = {
     "PASS": ("#1a7f37", "#dafbe1"),
@@ -88,7 +88,7 @@ class Changes:
     new_fail: list[str]
     new_pass: list[str]
     other: list[tuple[str, str, str]]  # (clause, baseline status, current status)
-    load_rows: list[Any]  # load.gate.Row
+    load_rows: list[Any]  # nfclease.load.gate.Row
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _unique_labels(runs: Sequence[Run]) -> None:
 
 def clause_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
     """Catalogue order, then clauses only some record knows (an older or newer suite)."""
-    from conformance.clauses import CLAUSES
+    from nfclease.conformance.clauses import CLAUSES
 
     rows = [(c.id, c.level) for c in CLAUSES]
     known = {c for c, _ in rows}
@@ -155,7 +155,7 @@ def clause_rows(runs: Sequence[Run]) -> list[tuple[str, str]]:
 
 def load_metrics(run: Run) -> dict[str, Any]:
     """The gate's metrics of a run (medians over its repeats when it has them)."""
-    from load.gate import Metric, combine
+    from nfclease.load.gate import Metric, combine
 
     if run.load is None:
         return {}
@@ -167,7 +167,7 @@ def load_metrics(run: Run) -> dict[str, Any]:
 
 def compare_runs(baseline: Run, run: Run, tolerance: float = DEFAULT_TOLERANCE) -> Changes:
     """New FAILs, new PASSes, other status moves, and the load gate's rows."""
-    from load.gate import Baseline, compare
+    from nfclease.load.gate import Baseline, compare
 
     new_fail, new_pass, other = [], [], []
     for clause in sorted(set(baseline.cells) | set(run.cells)):
@@ -190,7 +190,7 @@ def build_report(paths: Sequence[str | Path], baseline: str | Path | None = None
                  title: str = "HttpNfcLease conformance and load",
                  tolerance: float = DEFAULT_TOLERANCE) -> Report:
     """Read the runs (and the baseline) into one report model."""
-    from conformance.clauses import CLAUSES
+    from nfclease.conformance.clauses import CLAUSES
 
     runs = [read_run(p) for p in paths]
     _unique_labels(runs)
@@ -207,9 +207,9 @@ def build_report(paths: Sequence[str | Path], baseline: str | Path | None = None
 def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-    from reports.chart import throughput_chart
+    from nfclease.reports.chart import throughput_chart
 
-    env = Environment(loader=PackageLoader("reports", "templates"),
+    env = Environment(loader=PackageLoader("nfclease.reports", "templates"),
                       autoescape=select_autoescape(enabled_extensions=("html", "svg"), default=False),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["scrub"] = lambda text: scrub(str(text)) if text is not None else ""

@@ -128,7 +128,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     data = json.loads(p.read_text(encoding="utf-8"))
     for key in ("run_info", "results", "summary"):
         if key not in data:
-            raise ValueError(f"{p}: not a results.json (no {key!r}); write it with reports.results.write_results")
+            raise ValueError(f"{p}: not a results.json (no {key!r}); write it with nfclease.reports.results.write_results")
     return data
 
 

@@ -6,7 +6,7 @@ in a shrunk program: ``state.progress(lease=leases_0, percent=150)``,
 ``state.set_manifest_checksum_type(lease=leases_1, mapping=((0, 'sha256'),))``.
 """
 
-from strategies.lease import (
+from nfclease.strategies.lease import (
     ABORT_FAULTS,
     BOGUS_KEY,
     FOREIGN_CALLS,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conformance.client_clauses import BY_ID, CLIENT_CLAUSES
-from conformance.clauses import BY_ID as SERVER_IDS
-from conformance.clauses import NOTES, SPEC
-from conformance.gen_clauses import CLIENT_OUTPUT, render_client
+from nfclease.conformance.client_clauses import BY_ID, CLIENT_CLAUSES
+from nfclease.conformance.clauses import BY_ID as SERVER_IDS
+from nfclease.conformance.clauses import NOTES, SPEC
+from nfclease.conformance.gen_clauses import CLIENT_OUTPUT, render_client
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "conformance" / "spec"
 
@@ -37,4 +37,4 @@ def test_client_ids_are_their_own_and_levels_are_worded() -> None:
 
 
 def test_client_clauses_page_is_generated_from_the_catalogue() -> None:
-    assert CLIENT_OUTPUT.read_text(encoding="utf-8") == render_client(), "run: python -m conformance.gen_clauses"
+    assert CLIENT_OUTPUT.read_text(encoding="utf-8") == render_client(), "run: python -m nfclease.conformance.gen_clauses"

@@ -22,8 +22,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from conformance.client_judge import judge, judge_outcome, load_sessions
-from conformance.clients import ClientSpec, make_package, run_one
+from nfclease.conformance.client_judge import judge, judge_outcome, load_sessions
+from nfclease.conformance.clients import ClientSpec, make_package, run_one
 from nfclease.sim import SimConfig, Simulator
 from nfclease.sim.scenarios import CATALOGUE
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.expectations import load_expectations
-from conformance.offline import check_history
-from reports.results import read_results
+from nfclease.conformance.expectations import load_expectations
+from nfclease.conformance.offline import check_history
+from nfclease.reports.results import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

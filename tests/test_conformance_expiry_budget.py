@@ -14,11 +14,11 @@ import math
 
 import pytest
 
-from conformance.explain import finalize
-from conformance.expiry import ExpiryPolicy
-from conformance.context import PROFILES, RunContext
-from conformance.sequences import run_sequences
-from conformance.model import default_tolerance
+from nfclease.conformance.explain import finalize
+from nfclease.conformance.expiry import ExpiryPolicy
+from nfclease.conformance.context import PROFILES, RunContext
+from nfclease.conformance.sequences import run_sequences
+from nfclease.conformance.model import default_tolerance
 from nfclease.sim import SimConfig
 from nfclease.target import open_target
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from conformance.explain import finalize
-from conformance.context import RunContext
-from conformance.machine import FailedClause, run_machine
-from conformance.sequences import run_sequences
+from nfclease.conformance.explain import finalize
+from nfclease.conformance.context import RunContext
+from nfclease.conformance.machine import FailedClause, run_machine
+from nfclease.conformance.sequences import run_sequences
 from nfclease.sim import SimConfig
 from nfclease.target import open_target
-from reports.results import exit_code
+from nfclease.reports.results import exit_code
 
 #: deviation -> (the clause it breaks, the direct sequences that show it)
 DEVIATIONS = {

@@ -8,12 +8,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance import context, sequences
-from conformance.clauses import BY_ID
-from conformance.model import Model
+from nfclease.conformance import context, sequences
+from nfclease.conformance.clauses import BY_ID
+from nfclease.conformance.model import Model
 from nfclease.events import Event
 from nfclease.transfer import TransferResult
-from strategies import BOGUS_KEY, checksum_mappings, out_of_range_percents, percents, resolve_mapping
+from nfclease.strategies import BOGUS_KEY, checksum_mappings, out_of_range_percents, percents, resolve_mapping
 
 
 def test_every_clause_has_a_direct_sequence_and_the_profiles_are_as_promised() -> None:

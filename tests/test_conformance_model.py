@@ -15,19 +15,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance import table as T
-from conformance.clauses import BY_ID, CLAUSES, NOTES, SPEC
-from conformance.expectations import (
+from nfclease.conformance import table as T
+from nfclease.conformance.clauses import BY_ID, CLAUSES, NOTES, SPEC
+from nfclease.conformance.expectations import (
     Expectation,
     ExpectationError,
     apply_expectations,
     load_expectations,
     parse_expectations,
 )
-from conformance.gen_clauses import OUTPUT, render
-from conformance.model import Model
-from conformance.offline import check_history
-from conformance.vmodl import declared_faults, method_since
+from nfclease.conformance.gen_clauses import OUTPUT, render
+from nfclease.conformance.model import Model
+from nfclease.conformance.offline import check_history
+from nfclease.conformance.vmodl import declared_faults, method_since
 from nfclease.events import Event, EventStream, HistoryWriter
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "conformance" / "spec"
@@ -159,7 +159,7 @@ def test_declared_faults_come_from_pyvmomi():
 
 
 def test_clauses_md_is_generated_from_catalogue_and_table():
-    assert OUTPUT.read_text(encoding="utf-8") == render(), "run: python -m conformance.gen_clauses"
+    assert OUTPUT.read_text(encoding="utf-8") == render(), "run: python -m nfclease.conformance.gen_clauses"
 
 
 # ---------------------------------------------------------- happy paths

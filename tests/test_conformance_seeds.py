@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
-from conformance.context import RunContext
-from conformance.machine import run_machine
+from nfclease.conformance.context import RunContext
+from nfclease.conformance.machine import run_machine
 from nfclease.sim import SimConfig
 from nfclease.target import open_target
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.expectations import load_expectations
+from nfclease.conformance.expectations import load_expectations
 from nfclease.vcsim import find_vcsim
-from reports.results import read_results
+from nfclease.reports.results import read_results
 
 from test_conformance_cli import conform
 

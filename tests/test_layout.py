@@ -39,16 +39,16 @@ LAYERS: dict[str, str] = {
     "nfclease.ovf": "client", "nfclease.lifecycle": "client", "nfclease.trust": "client",
     "nfclease.targetargs": "client", "nfclease.soaptap": "client", "nfclease.refclient": "client",
     # report records and strategies
-    "reports.results": "records", "strategies": "records",
+    "nfclease.reports.results": "records", "nfclease.strategies": "records",
     # the two jobs: conformance and load
-    "conformance": "domain", "load": "domain",
+    "nfclease.conformance": "domain", "nfclease.load": "domain",
     # faces: command lines, the pytest plugin, the locustfile, the report pages
     "nfclease.cli": "faces", "nfclease.__main__": "faces", "nfclease.sim_cli": "faces",
     "nfclease.runjob": "faces", "nfclease.doctor": "faces", "nfclease.clean": "faces",
-    "conformance.cli": "faces", "conformance.plugin": "faces", "conformance.selftest": "faces",
-    "conformance.clients": "faces", "conformance.judge_client": "faces", "conformance.offline": "faces",
-    "conformance.gen_clauses": "faces", "load.cli": "faces", "load.locustfile": "faces",
-    "load.harness": "faces", "reports": "faces",
+    "nfclease.conformance.cli": "faces", "nfclease.conformance.plugin": "faces", "nfclease.conformance.selftest": "faces",
+    "nfclease.conformance.clients": "faces", "nfclease.conformance.judge_client": "faces", "nfclease.conformance.offline": "faces",
+    "nfclease.conformance.gen_clauses": "faces", "nfclease.load.cli": "faces", "nfclease.load.locustfile": "faces",
+    "nfclease.load.harness": "faces", "nfclease.reports": "faces",
 }
 
 
@@ -186,12 +186,12 @@ def test_no_import_cycles() -> None:
 
 def test_the_layer_checks_would_catch_a_violation() -> None:
     """The checks themselves: an upward import and a circle, made up, are both reported."""
-    graph = {"nfclease.sim.world": {"conformance.model"}, "conformance.model": {"nfclease.sim.world"},
+    graph = {"nfclease.sim.world": {"nfclease.conformance.model"}, "nfclease.conformance.model": {"nfclease.sim.world"},
              "nfclease.brand_new": set()}
-    assert any("nfclease.sim.world (simulator) imports conformance.model (domain)" in p
+    assert any("nfclease.sim.world (simulator) imports nfclease.conformance.model (domain)" in p
                for p in upward_imports(graph))
     assert any("nfclease.brand_new has no layer" in p for p in upward_imports(graph))
-    assert import_cycles(graph) == [["conformance.model", "nfclease.sim.world"]]
+    assert import_cycles(graph) == [["nfclease.conformance.model", "nfclease.sim.world"]]
 
 
 def _imports(path: Path) -> set[str]:

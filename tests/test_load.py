@@ -1,6 +1,6 @@
 """Load: the Locust scenarios against the embedded simulator, the distributed mode and the gate.
 
-Every Locust run happens in a child process (``python -m load.harness``, or
+Every Locust run happens in a child process (``python -m nfclease.load.harness``, or
 ``python -m nfclease load`` for the gate): Locust monkey-patches socket, ssl
 and threading with gevent on import, which must happen before anything else
 exists (as it does under ``locust`` and ``nfclease load``) and must not leak
@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 
-from load.bridge import LocustBridge
-from load.figures import Figures, percentile
-from load.gate import Baseline, Metric, combine, compare, parse_tolerance, regressions
-from load.knee import find_knee
-from load.scenarios import parse_selection
+from nfclease.load.bridge import LocustBridge
+from nfclease.load.figures import Figures, percentile
+from nfclease.load.gate import Baseline, Metric, combine, compare, parse_tolerance, regressions
+from nfclease.load.knee import find_knee
+from nfclease.load.scenarios import parse_selection
 from nfclease.events import Event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def _env() -> dict[str, str]:
 
 def harness(request: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
     """One load run in a fresh process (see load/harness.py); its figures as a dict."""
-    proc = subprocess.run([sys.executable, "-m", "load.harness", json.dumps(request)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "nfclease.load.harness", json.dumps(request)], capture_output=True,
                           text=True, timeout=timeout, cwd=str(ROOT), env=_env())
     assert proc.returncode == 0, f"harness failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -56,7 +56,7 @@ def harness(request: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
 def harness_batch(requests: dict[str, dict[str, Any]], timeout: float = 150) -> dict[str, dict[str, Any]]:
     """Several runs in one fresh process (one interpreter start, shared simulators): results by name."""
     names = list(requests)
-    proc = subprocess.run([sys.executable, "-m", "load.harness", json.dumps({"runs": [requests[n] for n in names]})],
+    proc = subprocess.run([sys.executable, "-m", "nfclease.load.harness", json.dumps({"runs": [requests[n] for n in names]})],
                           capture_output=True, text=True, timeout=timeout, cwd=str(ROOT), env=_env())
     assert proc.returncode == 0, f"harness failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
     results = json.loads(proc.stdout.strip().splitlines()[-1])["results"]

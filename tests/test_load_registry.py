@@ -1,4 +1,4 @@
-"""One registry of load scenarios (``load.scenarios.REGISTRY``); everything else agrees with it.
+"""One registry of load scenarios (``nfclease.load.scenarios.REGISTRY``); everything else agrees with it.
 
 The Locust user classes, the locustfile's namespace, the ``mixed`` weights,
 ``nfclease load --help`` and load/README.md are derived from or checked
@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from load.scenarios import BY_NAME, MIXED_WEIGHTS, REGISTRY, RUNNERS, SCENARIOS, SETUP, parse_selection
+from nfclease.load.scenarios import BY_NAME, MIXED_WEIGHTS, REGISTRY, RUNNERS, SCENARIOS, SETUP, parse_selection
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_the_registry_is_consistent() -> None:
 
 def test_the_locustfile_offers_one_user_class_per_scenario() -> None:
     found = json.loads(_child(
-        "import json, load.locustfile as f\n"
+        "import json, nfclease.load.locustfile as f\n"
         "from locust import User\n"
         "print(json.dumps({n: [c.scenario, c.weight] for n, c in vars(f).items()\n"
         "                  if isinstance(c, type) and issubclass(c, User) and getattr(c, 'scenario', None)\n"

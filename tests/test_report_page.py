@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.clauses import CLAUSES
-from reports.results import ClauseResult
-from load.report import write_load_json
+from nfclease.conformance.clauses import CLAUSES
+from nfclease.reports.results import ClauseResult
+from nfclease.load.report import write_load_json
 from nfclease.cli import main
-from reports.chart import nice_max, throughput_chart
-from reports.page import build_report, read_run, render
-from reports.results import write_results
+from nfclease.reports.chart import nice_max, throughput_chart
+from nfclease.reports.page import build_report, read_run, render
+from nfclease.reports.results import write_results
 
 SECRET = "s3cret-pw"
 

@@ -12,13 +12,13 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conformance.clauses import CLAUSES
-from conformance.model import Model
-from reports.results import ClauseResult
-from conformance.offline import main as check_history_main
+from nfclease.conformance.clauses import CLAUSES
+from nfclease.conformance.model import Model
+from nfclease.reports.results import ClauseResult
+from nfclease.conformance.offline import main as check_history_main
 from nfclease.events import Event, HistoryWriter
-from reports.page import build_report, render
-from reports.results import (
+from nfclease.reports.page import build_report, render
+from nfclease.reports.results import (
     RunInfo,
     exit_code,
     print_results,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reports.allure import write_allure
+from nfclease.reports.allure import write_allure
 
 RESULTS = [
     {"clause": "complete.done", "level": "MUST", "status": "PASS", "message": "3 checks", "repro": None},
@@ -32,7 +32,7 @@ def test_one_allure_result_per_clause_with_mapped_status(tmp_path: Path) -> None
 
 
 def test_a_run_directory_has_labels_environment_and_categories(tmp_path: Path) -> None:
-    from reports.allure import write_allure_run
+    from nfclease.reports.allure import write_allure_run
 
     info = {"target": "https://root:hunter2@127.0.0.1:8989/sdk", "product": "vcsim", "version": "6.5.0",
             "build": "5973321", "api_version": "6.5", "profile": "ci", "seed": 3}

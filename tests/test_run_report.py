@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from conformance.clauses import CLAUSES
+from nfclease.conformance.clauses import CLAUSES
 from nfclease.cli import main
 from nfclease.sim import SimConfig, Simulator
 from nfclease.vcsim import find_vcsim

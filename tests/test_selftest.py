@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.clauses import BY_ID
-from conformance.selftest import CONTROL, EXPECTED, Row, check_mapping, judge_run
+from nfclease.conformance.clauses import BY_ID
+from nfclease.conformance.selftest import CONTROL, EXPECTED, Row, check_mapping, judge_run
 from nfclease.sim.deviations import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]
