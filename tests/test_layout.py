@@ -36,6 +36,7 @@ LAYERS: dict[str, str] = {
     "nfclease.target": "client", "nfclease.session": "client", "nfclease.transfer": "client",
     "nfclease.nfcconn": "client", "nfclease.nfcbody": "client",
     "nfclease.callrecord": "client", "nfclease.sessiontransfer": "client",
+    "nfclease.targetinventory": "client", "nfclease.targetcleanup": "client",
     "nfclease.ovf": "client", "nfclease.lifecycle": "client", "nfclease.trust": "client",
     "nfclease.targetargs": "client", "nfclease.soaptap": "client", "nfclease.refclient": "client",
     # report records and strategies
