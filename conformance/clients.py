@@ -49,6 +49,7 @@ from typing import Any, Sequence
 import yaml
 
 from nfclease.conformance.client_judge import judge, judge_outcome, load_sessions
+from nfclease.usage import describe
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CLIENTS = REPO / "conformance" / "clients.yaml"
@@ -223,9 +224,8 @@ def summarise(cells: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0].replace("``", "") if __doc__ else None
-    parser.epilog = __doc__.split("\n\n", 1)[1].replace("``", "") if __doc__ else None
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    text = (__doc__ or "").replace("``", "")
+    describe(parser, text.split("\n\n")[0], text.split("\n\n", 1)[1])
     parser.add_argument("--clients", type=Path, default=DEFAULT_CLIENTS, help="the clients YAML file")
     parser.add_argument("--client", action="append", default=None, help="only this client (repeatable)")
     parser.add_argument("--scenario", action="append", default=None,

@@ -21,12 +21,12 @@ from typing import Sequence
 
 from nfclease.conformance.client_clauses import BY_ID
 from nfclease.conformance.client_judge import Verdict, judge, judge_outcome, load_sessions
+from nfclease.usage import describe
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.split("\n\n")[0].replace("``", "") if __doc__ else None
-    parser.epilog = "example: nfclease judge-client rec/session-*.jsonl --exit-code 0"
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    describe(parser, (__doc__ or "").split("\n\n")[0].replace("``", ""),
+             "example: nfclease judge-client rec/session-*.jsonl --exit-code 0")
     parser.add_argument("sessions", nargs="+", help="session files written by `nfclease sim --record DIR`")
     parser.add_argument("--exit-code", type=int, default=None,
                         help="the client's exit status: also judge how it ended against the scenario")

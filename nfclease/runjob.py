@@ -51,13 +51,12 @@ EXAMPLE = textwrap.dedent("""\
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from nfclease.sim.options import add_sim_arguments
     from nfclease.targetargs import add_export_vm_argument, add_lab_arguments
-    from nfclease.usage import TARGET_HELP
+    from nfclease.usage import TARGET_HELP, describe
 
-    parser.description = ("The main job: start the embedded simulator (or use --target), run the conformance "
+    describe(parser, ("The main job: start the embedded simulator (or use --target), run the conformance "
                           "suite at a profile and a short load run, and write results.json, load.json, "
-                          "history.jsonl, JUnit, Allure results and one HTML report into --report.")
-    parser.epilog = EXAMPLE
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+                          "history.jsonl, JUnit, Allure results and one HTML report into --report."),
+             EXAMPLE)
     parser.add_argument("--target", default=None, help=TARGET_HELP)
     parser.add_argument("--profile", default="ci", choices=["smoke", "ci", "thorough"],
                         help="how much the state machine explores (default ci: >= 3000 steps)")

@@ -85,6 +85,13 @@ EXAMPLES = {
 }
 
 
+def describe(parser: argparse.ArgumentParser, description: str | None, epilog: str | None) -> None:
+    """A subcommand's ``--help`` text: what it does, then its examples as written (line breaks kept)."""
+    parser.description = description
+    parser.epilog = epilog
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def finish_parser(parser: argparse.ArgumentParser, name: str) -> None:
     """What every subcommand gets: one-line errors, and an example under ``--help``."""
     one_line_errors(parser)

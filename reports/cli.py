@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from nfclease.usage import fail, one_line_errors
+from nfclease.usage import describe, fail
 
 PROG = "nfclease report"
 EXAMPLE = textwrap.dedent("""\
@@ -18,11 +18,10 @@ EXAMPLE = textwrap.dedent("""\
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Write one self-contained HTML page (and a Markdown twin beside it): clauses as rows, "
+    describe(parser, ("Write one self-contained HTML page (and a Markdown twin beside it): clauses as rows, "
                           "runs as columns, each FAIL with its repro, the load figures side by side with a "
-                          "throughput chart, and what changed against --baseline.")
-    parser.epilog = EXAMPLE
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+                          "throughput chart, and what changed against --baseline."),
+             EXAMPLE)
     parser.add_argument("runs", nargs="+", metavar="DIR", help="run directories (one column each)")
     parser.add_argument("--out", required=True, metavar="PATH",
                         help="the HTML file to write; the Markdown goes to PATH with .md")
@@ -30,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", default="10%",
                         help="load deltas beyond this (plus half the spread) are regressions (default 10%%)")
     parser.add_argument("--title", default="HttpNfcLease conformance and load", help="the page's title")
-    one_line_errors(parser)
 
 
 def run(args: argparse.Namespace) -> int:
