@@ -77,8 +77,7 @@ from nfclease.ovf import build_import_ovf  # noqa: E402
 from nfclease.sim.process import SimProcess  # noqa: E402
 from nfclease.transfer import NfcClient  # noqa: E402
 from nfclease.vcsim import VcsimProcess, find_vcsim  # noqa: E402
-from nfclease.vmdk import ContentPattern
-from nfclease.vmdkformat import StreamOptimizedDisk  # noqa: E402
+from nfclease.vmdk import ContentPattern, StreamOptimizedDisk  # noqa: E402
 
 STREAM_VMDK = "application/x-vnd.vmware-streamVmdk"
 LEASE_TIMEOUT_3A = 20.0  # seconds; vcsim's leases never time out
